@@ -1,0 +1,46 @@
+// The RWKV "World" tokenizer: greedy longest match over UTF-8 bytes with a byte
+// trie, vocabulary rwkv_vocab_v20230424 embedded in the binary.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rwkv {
+
+class TokenizerError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Tokenizer {
+ public:
+  static constexpr int32_t kEos = 65535;       // appended to every embedded text
+  static constexpr int32_t kEndOfText = 0;     // `<|endoftext|>`, decodes to ""
+  static constexpr int32_t kVocabSize = 65536;  // ids are < this
+
+  // The tokenizer over the vocabulary built into the binary (parsed once).
+  static const Tokenizer& world();
+  // A tokenizer over vocabulary text in the rwkv_vocab_v20230424.txt format.
+  explicit Tokenizer(std::string_view vocab_text);
+
+  std::vector<int32_t> encode(std::string_view text, bool add_eos = true) const;
+  // Appends to `out` (no allocation per call when `out` has capacity).
+  void encode_into(std::string_view text, std::vector<int32_t>& out) const;
+  // Bytes of the ids; EOS and token 0 decode to nothing. Throws TokenizerError
+  // on an id outside the vocabulary. The result may be invalid UTF-8 when
+  // the ids split a character.
+  std::string decode(std::span<const int32_t> ids) const;
+  // True when `id` is EOS, token 0 or a vocabulary entry.
+  bool is_known(int32_t id) const;
+
+ private:
+  struct Node;
+  std::vector<std::string> pieces_;  // id -> bytes
+  std::vector<Node> nodes_;          // byte trie, node 0 is the root
+};
+
+}  // namespace rwkv
