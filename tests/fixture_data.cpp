@@ -1,0 +1,56 @@
+#include "tests/fixture_data.h"
+
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+namespace rwkv::test {
+
+std::string fixtures_dir() {
+  if (const char* env = std::getenv("RWKV_FIXTURES_DIR")) return env;
+  return RWKV_FIXTURES_DIR;
+}
+
+bool fixtures_present() {
+  return std::filesystem::exists(std::filesystem::path(fixtures_dir()) / "expected.json");
+}
+
+const nlohmann::json& expected() {
+  static const nlohmann::json j = [] {
+    std::ifstream in(std::filesystem::path(fixtures_dir()) / "expected.json");
+    if (!in) throw std::runtime_error("cannot open expected.json in " + fixtures_dir());
+    return nlohmann::json::parse(in);
+  }();
+  return j;
+}
+
+std::vector<float> load_state_file(const nlohmann::json& ref) {
+  const auto path = std::filesystem::path(fixtures_dir()) / ref.at("file").get<std::string>();
+  size_t n = 1;
+  for (const auto& d : ref.at("shape")) n *= d.get<size_t>();
+  std::vector<float> v(n);
+  std::ifstream in(path, std::ios::binary);
+  in.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(n * sizeof(float)));
+  if (!in) throw std::runtime_error("short state file " + path.string());
+  return v;
+}
+
+static void flatten(const nlohmann::json& a, std::vector<float>& out) {
+  if (a.is_array()) {
+    for (const auto& x : a) flatten(x, out);
+  } else {
+    out.push_back(a.get<float>());
+  }
+}
+
+std::vector<float> to_floats(const nlohmann::json& array) {
+  std::vector<float> out;
+  flatten(array, out);
+  return out;
+}
+
+std::vector<int32_t> to_ids(const nlohmann::json& array) {
+  return array.get<std::vector<int32_t>>();
+}
+
+}  // namespace rwkv::test

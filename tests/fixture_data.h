@@ -1,0 +1,30 @@
+// Access to the golden fixtures in ../shared/fixtures (computed by the
+// upstream reference). Tests that need them call RWKV_REQUIRE_FIXTURES(),
+// which skips loudly when the folder is absent.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace rwkv::test {
+
+std::string fixtures_dir();
+bool fixtures_present();
+// expected.json, parsed once.
+const nlohmann::json& expected();
+// A float32 state file referenced as {"file","shape","dtype"} in expected.json.
+std::vector<float> load_state_file(const nlohmann::json& ref);
+std::vector<float> to_floats(const nlohmann::json& array);     // flattens nested arrays
+std::vector<int32_t> to_ids(const nlohmann::json& array);
+
+}  // namespace rwkv::test
+
+#define RWKV_REQUIRE_FIXTURES()                                                       \
+  do {                                                                                \
+    if (!::rwkv::test::fixtures_present())                                            \
+      GTEST_SKIP() << "\n\n*** FIXTURES MISSING: " << ::rwkv::test::fixtures_dir()    \
+                   << " not found; numeric checks against the reference SKIPPED ***\n"; \
+  } while (0)
