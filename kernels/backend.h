@@ -1,0 +1,106 @@
+// The compute interface the model is written against. Each backend (kernels/cpu,
+// kernels/cuda) implements these ops over its own memory; the forward pass in
+// engine/model.cpp calls only these, so the model math exists once.
+//
+// Conventions: activations are float32 row-major [tokens, channels]; matrices are
+// stored [out, in] (torch Linear layout) so every product is y = x · Wᵀ; all
+// pointers are backend memory unless named host_*.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace rwkv::kernels {
+
+// A batch of sequences packed back to back, without padding (backend memory).
+struct PackedBatch {
+  int num_tokens = 0;
+  int num_seqs = 0;
+  const int32_t* tokens = nullptr;     // [num_tokens]
+  const int32_t* seq_start = nullptr;  // [num_seqs + 1], offsets into tokens
+  const int32_t* slot = nullptr;       // [num_seqs], state slot of each sequence
+};
+
+// Per-slot recurrent state of one stack of RWKV-7 blocks, for one layer.
+// Slot s's data starts at base + s * slot_stride.
+struct SlotArray {
+  float* base = nullptr;
+  int64_t slot_stride = 0;
+};
+
+// Inputs and outputs of the fused op that turns projections into WKV inputs.
+struct WkvPrepareArgs {
+  int num_tokens = 0, channels = 0;
+  float* w = nullptr;          // in: decay LoRA output; out: decay in (0,1)
+  float* k = nullptr;          // in: key; out: key scaled by the in-context rate
+  float* v = nullptr;          // in: value; out: value after the v_first residual
+  float* a = nullptr;          // in: in-context-rate LoRA output; out: alpha = -kk
+  float* b = nullptr;          // out: beta = kk * a
+  const float* w0 = nullptr;   // [C] decay bias
+  const float* a0 = nullptr;   // [C]
+  const float* k_k = nullptr;  // [C]
+  const float* k_a = nullptr;  // [C]
+  const float* v0 = nullptr;   // [C], null in layer 0
+  const float* v_gate = nullptr;  // v LoRA output [T, C], null in layer 0
+  float* v_first = nullptr;    // [T, C]: written in layer 0, read in later layers
+};
+
+enum class Activation { kTanh, kSigmoid, kRelu, kReluSquared };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // Memory.
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void release(void* ptr) = 0;
+  virtual void to_device(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void to_host(void* host_dst, const void* src, size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
+  virtual void zero(void* dst, size_t bytes) = 0;
+  virtual void synchronize() = 0;
+
+  // y[M,N] = x[M,K] · w[N,K]ᵀ, added to y when accumulate.
+  virtual void matmul(int M, int N, int K, const float* x, const float* w, float* y,
+                      bool accumulate) = 0;
+  // out[t] = table[tokens[t]].
+  virtual void gather_rows(const int32_t* tokens, int num_tokens, const float* table, int C,
+                           float* out) = 0;
+  // out[r] = row (the same row for every r).
+  virtual void broadcast_row(const float* row, int rows, int C, float* out) = 0;
+  virtual void layer_norm(int rows, int C, const float* x, const float* weight,
+                          const float* bias, float eps, float* y) = 0;
+  // Token shift: with prev = the previous token's u in the same sequence (the
+  // slot's shift state for a sequence's first token), d = prev - u and
+  // out[m] = u + d * mix[m] for m < num_mix. Then stores each sequence's last u
+  // as its slot's shift state.
+  virtual void token_shift_mix(const PackedBatch& batch, int C, const float* u, SlotArray shift,
+                               int num_mix, const float* const* mix, float* const* out) = 0;
+  virtual void activate(Activation act, size_t n, float* x) = 0;
+  // x[r, c] += bias[c].
+  virtual void add_bias(int rows, int C, const float* bias, float* x) = 0;
+  // y += x.
+  virtual void add(size_t n, const float* x, float* y) = 0;
+  virtual void wkv_prepare(const WkvPrepareArgs& args) = 0;
+  // The RWKV-7 recurrence, per sequence and head, from and into the slot's state
+  // [H, 64, 64] (row i = value index, column j = key index).
+  virtual void wkv7(const PackedBatch& batch, int heads, const float* r, const float* decay,
+                    const float* k, const float* v, const float* alpha, const float* beta,
+                    SlotArray state, float* y) = 0;
+  // y = GroupNorm(y, H groups, eps) * gn_weight + gn_bias + (Σ_head r*k*r_k) * v, then * g.
+  virtual void wkv_output(int num_tokens, int heads, const float* r, const float* k,
+                          const float* v, const float* r_k, const float* gn_weight,
+                          const float* gn_bias, float eps, const float* g, float* y) = 0;
+  // For each token equal to pool_token, adds LayerNorm(x_t) to its sequence's
+  // slot sum [C] and increments the slot count (stored as a float after the sum).
+  virtual void pool_token_layer_norm(const PackedBatch& batch, int C, const float* x,
+                                     const float* weight, const float* bias, float eps,
+                                     int32_t pool_token, SlotArray pool) = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend(int threads = 0);
+
+}  // namespace rwkv::kernels

@@ -1,0 +1,276 @@
+// CPU backend: OpenBLAS sgemm for the matrix products, OpenMP threads for the
+// rest. Every op computes each sequence (and each token) on its own, in a fixed
+// order, so results do not depend on what else is in the batch.
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "kernels/backend.h"
+
+namespace rwkv::kernels {
+namespace {
+
+constexpr int kHeadSize = 64;
+
+inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+// Mean and 1/sqrt(var + eps) of n floats, accumulated in double so long rows
+// and large offsets keep float32 accuracy.
+inline void moments(const float* x, int n, float eps, float& mean, float& rstd) {
+  double sum = 0, sq = 0;
+  for (int i = 0; i < n; ++i) sum += x[i];
+  const double m = sum / n;
+  for (int i = 0; i < n; ++i) {
+    const double d = x[i] - m;
+    sq += d * d;
+  }
+  mean = static_cast<float>(m);
+  rstd = static_cast<float>(1.0 / std::sqrt(sq / n + eps));
+}
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads) {
+    if (threads > 0) {
+      omp_set_num_threads(threads);
+      openblas_set_num_threads(threads);
+    }
+  }
+
+  std::string name() const override {
+    return "cpu (OpenBLAS, " + std::to_string(omp_get_max_threads()) + " threads)";
+  }
+
+  void* allocate(size_t bytes) override {
+    // 64-byte alignment for AVX-512 loads; never a null pointer for 0 bytes.
+    return ::operator new(std::max<size_t>(bytes, 64), std::align_val_t{64});
+  }
+  void release(void* ptr) override { ::operator delete(ptr, std::align_val_t{64}); }
+  void to_device(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void to_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void copy(void* dst, const void* src, size_t bytes) override { std::memmove(dst, src, bytes); }
+  void zero(void* dst, size_t bytes) override { std::memset(dst, 0, bytes); }
+  void synchronize() override {}
+
+  void matmul(int M, int N, int K, const float* x, const float* w, float* y,
+              bool accumulate) override {
+    if (M == 0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K,
+                accumulate ? 1.0f : 0.0f, y, N);
+  }
+
+  void gather_rows(const int32_t* tokens, int T, const float* table, int C, float* out) override {
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; ++t)
+      std::memcpy(out + int64_t(t) * C, table + int64_t(tokens[t]) * C, sizeof(float) * C);
+  }
+
+  void broadcast_row(const float* row, int rows, int C, float* out) override {
+    for (int r = 0; r < rows; ++r) std::memcpy(out + int64_t(r) * C, row, sizeof(float) * C);
+  }
+
+  void layer_norm(int rows, int C, const float* x, const float* weight, const float* bias,
+                  float eps, float* y) override {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; ++r) normalize_row(x + int64_t(r) * C, C, weight, bias, eps,
+                                                 y + int64_t(r) * C);
+  }
+
+  void token_shift_mix(const PackedBatch& batch, int C, const float* u, SlotArray shift,
+                       int num_mix, const float* const* mix, float* const* out) override {
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < batch.num_tokens; ++t) {
+      const float* prev = previous_row(batch, t, C, u, shift);
+      const float* cur = u + int64_t(t) * C;
+      for (int m = 0; m < num_mix; ++m) {
+        float* o = out[m] + int64_t(t) * C;
+        const float* mu = mix[m];
+#pragma omp simd
+        for (int c = 0; c < C; ++c) o[c] = cur[c] + (prev[c] - cur[c]) * mu[c];
+      }
+    }
+    // Only after every token has read its predecessor: remember the last one.
+    for (int s = 0; s < batch.num_seqs; ++s) {
+      const int last = batch.seq_start[s + 1] - 1;
+      if (last < batch.seq_start[s]) continue;
+      std::memcpy(shift.base + batch.slot[s] * shift.slot_stride, u + int64_t(last) * C,
+                  sizeof(float) * C);
+    }
+  }
+
+  void activate(Activation act, size_t n, float* x) override {
+    const int64_t count = static_cast<int64_t>(n);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < count; ++i) {
+      const float v = x[i];
+      switch (act) {
+        case Activation::kTanh: x[i] = std::tanh(v); break;
+        case Activation::kSigmoid: x[i] = sigmoid(v); break;
+        case Activation::kRelu: x[i] = v > 0 ? v : 0; break;
+        case Activation::kReluSquared: x[i] = v > 0 ? v * v : 0; break;
+      }
+    }
+  }
+
+  void add_bias(int rows, int C, const float* bias, float* x) override {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; ++r) {
+      float* row = x + int64_t(r) * C;
+#pragma omp simd
+      for (int c = 0; c < C; ++c) row[c] += bias[c];
+    }
+  }
+
+  void add(size_t n, const float* x, float* y) override {
+    const int64_t count = static_cast<int64_t>(n);
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < count; ++i) y[i] += x[i];
+  }
+
+  void wkv_prepare(const WkvPrepareArgs& p) override {
+    const int C = p.channels;
+    const float decay_scale = std::exp(-0.5f);
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < p.num_tokens; ++t) {
+      const int64_t row = int64_t(t) * C;
+      float* w = p.w + row;
+      float* k = p.k + row;
+      float* v = p.v + row;
+      float* a = p.a + row;
+      float* b = p.b + row;
+      for (int c = 0; c < C; ++c) {
+        w[c] = std::exp(-decay_scale * sigmoid(p.w0[c] + w[c]));
+        a[c] = sigmoid(p.a0[c] + a[c]);
+      }
+      if (p.v0 == nullptr) {
+        std::memcpy(p.v_first + row, v, sizeof(float) * C);
+      } else {
+        const float* gate = p.v_gate + row;
+        const float* first = p.v_first + row;
+        for (int c = 0; c < C; ++c) v[c] += (first[c] - v[c]) * sigmoid(p.v0[c] + gate[c]);
+      }
+      // kk = per-head L2-normalized k * k_k; b holds kk until the end.
+      for (int h = 0; h < C; h += kHeadSize) {
+        float sq = 0;
+        for (int c = h; c < h + kHeadSize; ++c) {
+          b[c] = k[c] * p.k_k[c];
+          sq += b[c] * b[c];
+        }
+        const float inv = 1.0f / std::max(std::sqrt(sq), 1e-12f);
+        for (int c = h; c < h + kHeadSize; ++c) b[c] *= inv;
+      }
+      for (int c = 0; c < C; ++c) {
+        const float kk = b[c], rate = a[c];
+        k[c] *= 1.0f + (rate - 1.0f) * p.k_a[c];
+        a[c] = -kk;
+        b[c] = kk * rate;
+      }
+    }
+  }
+
+  void wkv7(const PackedBatch& batch, int heads, const float* r, const float* decay,
+            const float* k, const float* v, const float* alpha, const float* beta,
+            SlotArray state, float* y) override {
+    const int C = heads * kHeadSize;
+    const int pairs = batch.num_seqs * heads;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int pair = 0; pair < pairs; ++pair) {
+      const int s = pair / heads, h = pair % heads;
+      float* S = state.base + batch.slot[s] * state.slot_stride + int64_t(h) * kHeadSize * kHeadSize;
+      for (int t = batch.seq_start[s]; t < batch.seq_start[s + 1]; ++t) {
+        const int64_t off = int64_t(t) * C + h * kHeadSize;
+        wkv7_step(S, r + off, decay + off, k + off, v + off, alpha + off, beta + off, y + off);
+      }
+    }
+  }
+
+  void wkv_output(int num_tokens, int heads, const float* r, const float* k, const float* v,
+                  const float* r_k, const float* gn_weight, const float* gn_bias, float eps,
+                  const float* g, float* y) override {
+    const int C = heads * kHeadSize;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < num_tokens; ++t) {
+      for (int h = 0; h < heads; ++h) {
+        const int64_t off = int64_t(t) * C + h * kHeadSize;
+        const int c0 = h * kHeadSize;
+        float mean, rstd;
+        moments(y + off, kHeadSize, eps, mean, rstd);
+        float bonus = 0;
+        for (int i = 0; i < kHeadSize; ++i) bonus += r[off + i] * k[off + i] * r_k[c0 + i];
+        for (int i = 0; i < kHeadSize; ++i) {
+          const float norm = (y[off + i] - mean) * rstd * gn_weight[c0 + i] + gn_bias[c0 + i];
+          y[off + i] = (norm + bonus * v[off + i]) * g[off + i];
+        }
+      }
+    }
+  }
+
+  void pool_token_layer_norm(const PackedBatch& batch, int C, const float* x, const float* weight,
+                             const float* bias, float eps, int32_t pool_token,
+                             SlotArray pool) override {
+#pragma omp parallel for schedule(static)
+    for (int s = 0; s < batch.num_seqs; ++s) {
+      float* sum = pool.base + batch.slot[s] * pool.slot_stride;
+      std::vector<float> h(C);
+      for (int t = batch.seq_start[s]; t < batch.seq_start[s + 1]; ++t) {
+        if (batch.tokens[t] != pool_token) continue;
+        normalize_row(x + int64_t(t) * C, C, weight, bias, eps, h.data());
+        for (int c = 0; c < C; ++c) sum[c] += h[c];
+        sum[C] += 1.0f;
+      }
+    }
+  }
+
+ private:
+  static void normalize_row(const float* x, int C, const float* weight, const float* bias,
+                            float eps, float* y) {
+    float mean, rstd;
+    moments(x, C, eps, mean, rstd);
+#pragma omp simd
+    for (int c = 0; c < C; ++c) y[c] = (x[c] - mean) * rstd * weight[c] + bias[c];
+  }
+
+  // The row a token's shift reads: its predecessor in the sequence, or the
+  // slot's stored shift state for the sequence's first token.
+  static const float* previous_row(const PackedBatch& batch, int t, int C, const float* u,
+                                   SlotArray shift) {
+    // Sequences are few and sorted by offset: a binary search finds t's sequence.
+    const int* end = batch.seq_start + batch.num_seqs + 1;
+    const int s = int(std::upper_bound(batch.seq_start, end, t) - batch.seq_start) - 1;
+    if (t == batch.seq_start[s]) return shift.base + batch.slot[s] * shift.slot_stride;
+    return u + int64_t(t - 1) * C;
+  }
+
+  // One token of one head: S = S·diag(decay) + (S·alpha)·betaᵀ + v·kᵀ, y = S·r.
+  static void wkv7_step(float* S, const float* r, const float* decay, const float* k,
+                        const float* v, const float* alpha, const float* beta, float* y) {
+    for (int i = 0; i < kHeadSize; ++i) {
+      float* row = S + i * kHeadSize;
+      float sa = 0;
+#pragma omp simd reduction(+ : sa)
+      for (int j = 0; j < kHeadSize; ++j) sa += row[j] * alpha[j];
+      const float vi = v[i];
+      float yi = 0;
+#pragma omp simd reduction(+ : yi)
+      for (int j = 0; j < kHeadSize; ++j) {
+        row[j] = row[j] * decay[j] + sa * beta[j] + vi * k[j];
+        yi += row[j] * r[j];
+      }
+      y[i] = yi;
+    }
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int threads) {
+  return std::make_unique<CpuBackend>(threads);
+}
+
+}  // namespace rwkv::kernels

@@ -1,0 +1,167 @@
+#include "server/cli_tools.h"
+
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "engine/checkpoint.h"
+#include "engine/engine.h"
+#include "engine/templates.h"
+#include "engine/tokenizer.h"
+
+namespace rwkv::cli {
+namespace {
+
+using nlohmann::json;
+
+// Settings shared by the commands that run the model.
+struct ModelOptions {
+  std::string model;
+  std::string device = "cpu";
+  int threads = 0;
+  EngineOptions engine;
+};
+
+void add_model_options(CLI::App& cmd, ModelOptions& o) {
+  cmd.add_option("--model", o.model, "Embedding checkpoint (.pth or .safetensors)")->required();
+  cmd.add_option("--device", o.device, "Compute device")->check(CLI::IsMember({"cpu"}));
+  cmd.add_option("--threads", o.threads, "CPU threads (0: all cores)");
+  cmd.add_option("--max-batch-tokens", o.engine.max_step_tokens, "Tokens per engine step");
+  cmd.add_option("--chunk-tokens", o.engine.chunk_tokens, "Longest piece of a sequence per step");
+}
+
+std::unique_ptr<Engine> make_engine(const ModelOptions& o, const std::string& reranker_path = "") {
+  const Checkpoint model = load_checkpoint(o.model);
+  std::optional<Checkpoint> reranker;
+  if (!reranker_path.empty()) reranker = load_checkpoint(reranker_path);
+  return std::make_unique<Engine>(kernels::make_cpu_backend(o.threads), model,
+                                  reranker ? &*reranker : nullptr, o.engine);
+}
+
+// Reads stdin line by line; blank lines are skipped. A line that is not valid
+// JSON stops the command with its line number.
+template <typename F>
+void for_each_json_line(F&& f) {
+  std::string line;
+  for (int number = 1; std::getline(std::cin, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    json value = json::parse(line, nullptr, false);
+    if (value.is_discarded()) throw std::runtime_error("line " + std::to_string(number) + ": not valid JSON");
+    f(value, number);
+  }
+}
+
+std::string expect_string(const json& v, int line) {
+  if (!v.is_string()) throw std::runtime_error("line " + std::to_string(line) + ": expected a JSON string");
+  return v.get<std::string>();
+}
+
+std::vector<int32_t> to_tokens(const json& v, int line) {
+  if (v.is_string()) return Tokenizer::world().encode(v.get<std::string>(), true);
+  if (!v.is_array()) throw std::runtime_error("line " + std::to_string(line) + ": expected a string or an array of token ids");
+  std::vector<int32_t> ids;
+  for (const json& x : v) {
+    if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() >= Tokenizer::kVocabSize)
+      throw std::runtime_error("line " + std::to_string(line) + ": token ids must be integers in [0, 65535]");
+    ids.push_back(x.get<int32_t>());
+  }
+  return ids;
+}
+
+Head head_from_task(const std::string& task) {
+  if (task == "sts") return Head::kSts;
+  if (task == "classification") return Head::kClassification;
+  return Head::kRetrieval;
+}
+
+}  // namespace
+
+void add_tokenize_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("tokenize", "Print the token ids of each JSON string read from stdin");
+  auto no_eos = std::make_shared<bool>(false);
+  cmd->add_flag("--no-eos", *no_eos, "Do not append the EOS token (65535)");
+  cmd->callback([no_eos] {
+    for_each_json_line([&](const json& v, int line) {
+      std::cout << json(Tokenizer::world().encode(expect_string(v, line), !*no_eos)).dump() << '\n';
+    });
+  });
+}
+
+void add_embed_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("embed", "Embed each JSON string (text) or array (token ids) read from stdin");
+  auto o = std::make_shared<ModelOptions>();
+  auto task = std::make_shared<std::string>("retrieval");
+  auto raw = std::make_shared<bool>(false);
+  add_model_options(*cmd, *o);
+  cmd->add_option("--task", *task, "Embedding head")
+      ->check(CLI::IsMember({"retrieval", "sts", "classification"}));
+  cmd->add_flag("--raw", *raw, "Print the model output unnormalized");
+  cmd->callback([o, task, raw] {
+    std::vector<std::vector<int32_t>> inputs;
+    for_each_json_line([&](const json& v, int line) { inputs.push_back(to_tokens(v, line)); });
+    auto engine = make_engine(*o);
+    std::vector<Engine::Sequence> seqs;
+    for (const auto& ids : inputs) seqs.push_back({ids});
+    const Head head = head_from_task(*task);
+    Engine::Wanted wanted;
+    wanted.heads = {false, false, false};
+    wanted.heads[static_cast<int>(head)] = true;
+    auto results = engine->run(seqs, wanted);
+    for (size_t i = 0; i < results.size(); ++i) {
+      std::vector<float>& e = results[i].embeddings[static_cast<int>(head)];
+      if (e.empty())
+        throw std::runtime_error("input " + std::to_string(i + 1) + " has no EOS token (65535) to pool");
+      if (!*raw) l2_normalize(e);
+      std::cout << json(e).dump() << '\n';
+    }
+  });
+}
+
+void add_rerank_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("rerank", "Score each JSON string (document) read from stdin against --query");
+  auto o = std::make_shared<ModelOptions>();
+  auto reranker = std::make_shared<std::string>();
+  auto query = std::make_shared<std::string>();
+  auto mode = std::make_shared<std::string>("online");
+  add_model_options(*cmd, *o);
+  cmd->add_option("--reranker", *reranker, "Reranker checkpoint")->required();
+  cmd->add_option("--query", *query, "The query")->required();
+  cmd->add_option("--mode", *mode, "online: one pass per pair; offline: cached document state + query")
+      ->check(CLI::IsMember({"online", "offline"}));
+  cmd->callback([o, reranker, query, mode] {
+    std::vector<std::string> docs;
+    for_each_json_line([&](const json& v, int line) { docs.push_back(expect_string(v, line)); });
+    auto engine = make_engine(*o, *reranker);
+    const Tokenizer& tok = Tokenizer::world();
+    Engine::Wanted wanted;
+    wanted.heads = {false, false, false};
+    wanted.rerank = true;
+    std::vector<std::vector<int32_t>> ids;
+    std::vector<Engine::Result> results;
+    if (*mode == "online") {
+      for (const auto& d : docs) ids.push_back(tok.encode(rerank_online_text(d, *query), true));
+      std::vector<Engine::Sequence> seqs(ids.begin(), ids.end());
+      results = engine->run(seqs, wanted);
+    } else {
+      for (const auto& d : docs) ids.push_back(tok.encode(rerank_document_text(d), false));
+      std::vector<Engine::Sequence> doc_seqs(ids.begin(), ids.end());
+      Engine::Wanted state_only;
+      state_only.heads = {false, false, false};
+      state_only.state = true;
+      const auto doc_states = engine->run(doc_seqs, state_only);
+      const std::vector<int32_t> query_ids = tok.encode(rerank_query_text(*query), true);
+      std::vector<Engine::Sequence> seqs;
+      for (const auto& d : doc_states) seqs.push_back({query_ids, &d.state});
+      results = engine->run(seqs, wanted);
+    }
+    for (size_t i = 0; i < results.size(); ++i) {
+      const float logit = results[i].logit;
+      std::cout << json{{"index", i}, {"score", 1.0 / (1.0 + std::exp(-double(logit)))}, {"logit", logit}}.dump()
+                << '\n';
+    }
+  });
+}
+
+}  // namespace rwkv::cli

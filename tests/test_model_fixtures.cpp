@@ -1,0 +1,244 @@
+// The CPU engine against the reference outputs in ../shared/fixtures.
+// Tolerances follow the fixture README: the reference ran in float64 and a
+// float32 port of the same pipeline differs by at most 2.9e-6 (embeddings),
+// 6.5e-7 (logits), 1.7e-5 (WKV state); we allow about 10x that.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "engine/engine.h"
+#include "engine/templates.h"
+#include "engine/tokenizer.h"
+#include "tests/fixture_data.h"
+
+namespace rwkv {
+namespace {
+
+using nlohmann::json;
+using test::expected;
+using test::load_state_file;
+using test::to_floats;
+using test::to_ids;
+
+constexpr double kEmbeddingTol = 1e-4;
+constexpr double kLogitTol = 1e-4;
+
+// |got - want| <= abs_tol + rel_tol * |want| elementwise; reports the worst.
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, double abs_tol,
+                  double rel_tol, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  double worst = 0;
+  size_t worst_at = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double excess = std::abs(double(got[i]) - want[i]) - rel_tol * std::abs(want[i]);
+    if (!(excess <= worst)) {  // also catches NaN
+      worst = std::isnan(excess) ? INFINITY : excess;
+      worst_at = i;
+    }
+  }
+  EXPECT_LE(worst, abs_tol) << what << ": element " << worst_at << " got " << got[worst_at]
+                            << " want " << want[worst_at];
+}
+
+void expect_state(const std::vector<float>& got, const json& ref, const std::string& what) {
+  expect_close(got, load_state_file(ref), 2e-4, 2e-5, what);
+}
+
+struct Fixture {
+  Checkpoint embedding, rr_idx, rr_full;
+  Fixture()
+      : embedding(load_checkpoint(test::fixtures_dir() + "/embedding.pth")),
+        rr_idx(load_checkpoint(test::fixtures_dir() + "/reranker_idx.pth")),
+        rr_full(load_checkpoint(test::fixtures_dir() + "/reranker_full.pth")) {}
+  const Checkpoint& reranker(const std::string& name) const {
+    return name == "rr_idx" ? rr_idx : rr_full;
+  }
+};
+
+const Fixture& fixture() {
+  static const Fixture f;
+  return f;
+}
+
+std::unique_ptr<Engine> make_engine(const Checkpoint* reranker = nullptr, EngineOptions opt = {}) {
+  return std::make_unique<Engine>(kernels::make_cpu_backend(), fixture().embedding, reranker, opt);
+}
+
+Engine::Wanted all_heads(bool state = false) {
+  Engine::Wanted w;
+  w.heads = {true, true, true};
+  w.state = state;
+  return w;
+}
+
+TEST(ModelFixtures, EmbeddingsAndStatesOfEveryCase) {
+  RWKV_REQUIRE_FIXTURES();
+  auto engine = make_engine();
+  for (const json& c : expected()["embeddings"]) {
+    const std::string name = c["name"];
+    const auto ids = to_ids(c["ids"]);
+    const Engine::Sequence seq{ids};
+    const auto r = engine->run(std::span(&seq, 1), all_heads(true))[0];
+    expect_close(r.embeddings[0], to_floats(c["retr"]), kEmbeddingTol, 0, name + " retr");
+    expect_close(r.embeddings[1], to_floats(c["sts"]), kEmbeddingTol, 0, name + " sts");
+    expect_close(r.embeddings[2], to_floats(c["cls"]), kEmbeddingTol, 0, name + " cls");
+    if (c.contains("state0")) expect_state(r.state.shift, c["state0"], name + " state0");
+    if (c.contains("state1")) expect_state(r.state.wkv, c["state1"], name + " state1");
+  }
+}
+
+TEST(ModelFixtures, SplitPassCarriesState) {
+  RWKV_REQUIRE_FIXTURES();
+  auto engine = make_engine();
+  for (const json& c : expected()["split_pass"]) {
+    const std::string name = c["name"];
+    const auto ids = to_ids(c["ids"]);
+    const int slot = engine->acquire_slot();
+    for (const json& range : c["chunks"]) {
+      const int begin = range[0], end = range[1];
+      const Engine::Chunk chunk{slot, std::span(ids).subspan(begin, end - begin)};
+      engine->step(std::span(&chunk, 1));
+    }
+    const auto emb = engine->embeddings(std::span(&slot, 1), Head::kRetrieval);
+    const auto state = engine->read_state(slot);
+    engine->release_slot(slot);
+    expect_close(emb[0], to_floats(c["retr_split"]), kEmbeddingTol, 0, name + " retr_split");
+    expect_close(emb[0], to_floats(c["retr_full"]), kEmbeddingTol, 0, name + " retr_full");
+    expect_state(state.shift, c["state0_split"], name + " state0_split");
+    expect_state(state.wkv, c["state1_split"], name + " state1_split");
+  }
+}
+
+// The fixture batches are upstream's padded rows; running each row as its own
+// packed sequence (pad tokens included, as upstream processes them)
+// reproduces upstream's batched numbers, states included.
+TEST(ModelFixtures, UpstreamBatchesRowByRow) {
+  RWKV_REQUIRE_FIXTURES();
+  auto engine = make_engine();
+  for (const json& c : expected()["batch"]) {
+    const std::string name = c["name"];
+    std::vector<std::vector<int32_t>> rows;
+    for (const json& row : c["batch_ids"]) rows.push_back(to_ids(row));
+    std::vector<Engine::Sequence> seqs(rows.begin(), rows.end());
+    const auto results = engine->run(seqs, all_heads(true));
+    const auto s0 = load_state_file(c["state0"]);  // [L, 2, B, C]
+    const auto s1 = load_state_file(c["state1"]);  // [L, B, H, 64, 64]
+    const size_t B = rows.size(), C = results[0].embeddings[0].size();
+    const size_t L = results[0].state.shift.size() / (2 * C);
+    const size_t W = results[0].state.wkv.size() / L;
+    for (size_t b = 0; b < B; ++b) {
+      const std::string row = name + " row " + std::to_string(b);
+      expect_close(results[b].embeddings[0], to_floats(c["retr"][b]), kEmbeddingTol, 0, row + " retr");
+      expect_close(results[b].embeddings[1], to_floats(c["sts"][b]), kEmbeddingTol, 0, row + " sts");
+      expect_close(results[b].embeddings[2], to_floats(c["cls"][b]), kEmbeddingTol, 0, row + " cls");
+      std::vector<float> want0, want1;
+      for (size_t l = 0; l < L; ++l) {
+        for (size_t k = 0; k < 2; ++k)
+          want0.insert(want0.end(), s0.begin() + ((l * 2 + k) * B + b) * C,
+                       s0.begin() + ((l * 2 + k) * B + b + 1) * C);
+        want1.insert(want1.end(), s1.begin() + (l * B + b) * W, s1.begin() + (l * B + b + 1) * W);
+      }
+      expect_close(results[b].state.shift, want0, 2e-4, 2e-5, row + " state0");
+      expect_close(results[b].state.wkv, want1, 2e-4, 2e-5, row + " state1");
+    }
+  }
+}
+
+TEST(ModelFixtures, OnlineRerank) {
+  RWKV_REQUIRE_FIXTURES();
+  const json& c = expected()["rerank_online"];
+  for (const std::string name : {"rr_idx", "rr_full"}) {
+    auto engine = make_engine(&fixture().reranker(name));
+    std::vector<std::vector<int32_t>> ids;
+    for (size_t i = 0; i < c["documents"].size(); ++i) {
+      ids.push_back(Tokenizer::world().encode(
+          rerank_online_text(c["documents"][i].get<std::string>(), c["query"].get<std::string>())));
+      ASSERT_EQ(ids.back(), to_ids(c["ids"][i]));
+    }
+    std::vector<Engine::Sequence> seqs(ids.begin(), ids.end());
+    Engine::Wanted wanted;
+    wanted.heads = {false, false, false};
+    wanted.rerank = wanted.state = true;
+    const auto results = engine->run(seqs, wanted);
+    std::vector<float> logits;
+    for (size_t i = 0; i < results.size(); ++i) {
+      logits.push_back(results[i].logit);
+      expect_state(results[i].state.shift, c["state0"][i], name + " doc " + std::to_string(i) + " state0");
+      expect_state(results[i].state.wkv, c["state1"][i], name + " doc " + std::to_string(i) + " state1");
+    }
+    expect_close(logits, to_floats(c["scores"][name]["logits"]), kLogitTol, 0, name + " logits");
+  }
+}
+
+TEST(ModelFixtures, OfflineRerankFromCachedStates) {
+  RWKV_REQUIRE_FIXTURES();
+  const json& c = expected()["rerank_offline"];
+  for (const std::string name : {"rr_idx", "rr_full"}) {
+    auto engine = make_engine(&fixture().reranker(name));
+    std::vector<std::vector<int32_t>> doc_ids;
+    for (const json& d : c["documents"]) {
+      doc_ids.push_back(Tokenizer::world().encode(rerank_document_text(d.get<std::string>()), false));
+      ASSERT_EQ(doc_ids.back(), to_ids(c["doc_ids"][doc_ids.size() - 1]));
+    }
+    const auto query_ids = Tokenizer::world().encode(rerank_query_text(c["query"].get<std::string>()));
+    ASSERT_EQ(query_ids, to_ids(c["query_ids"]));
+
+    std::vector<Engine::Sequence> docs(doc_ids.begin(), doc_ids.end());
+    Engine::Wanted state_only;
+    state_only.heads = {false, false, false};
+    state_only.state = true;
+    const auto cached = engine->run(docs, state_only);
+    std::vector<Engine::Sequence> queries;
+    for (size_t i = 0; i < cached.size(); ++i) {
+      expect_state(cached[i].state.shift, c["cached_state0"][i], name + " cached state0");
+      expect_state(cached[i].state.wkv, c["cached_state1"][i], name + " cached state1");
+      queries.push_back({query_ids, &cached[i].state});
+    }
+    Engine::Wanted wanted = state_only;
+    wanted.rerank = true;
+    const auto results = engine->run(queries, wanted);
+    std::vector<float> logits;
+    for (size_t i = 0; i < results.size(); ++i) {
+      logits.push_back(results[i].logit);
+      expect_state(results[i].state.shift, c["final_state0"][i], name + " final state0");
+      expect_state(results[i].state.wkv, c["final_state1"][i], name + " final state1");
+    }
+    expect_close(logits, to_floats(c["scores"][name]["logits"]), kLogitTol, 0, name + " logits");
+  }
+}
+
+// Loading `model` (and `reranker`) must fail with a message containing each of `words`.
+void expect_load_error(const Checkpoint& model, const Checkpoint* reranker,
+                       std::initializer_list<std::string> words) {
+  try {
+    Engine engine(kernels::make_cpu_backend(), model, reranker);
+    FAIL() << "loaded a broken checkpoint";
+  } catch (const CheckpointError& e) {
+    for (const auto& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << e.what();
+  }
+}
+
+TEST(ModelFixtures, StructureErrorsAreClear) {
+  RWKV_REQUIRE_FIXTURES();
+  const Fixture& f = fixture();
+  Checkpoint shape = f.embedding;
+  shape.tensors["rwkv.blocks.1.att.key.weight"].shape = {64, 256};
+  expect_load_error(shape, nullptr, {"embedding.pth", "rwkv.blocks.1.att.key.weight", "expected [128, 128]"});
+
+  Checkpoint missing = f.embedding;
+  missing.tensors.erase("head.sts_head.fc2.weight");
+  expect_load_error(missing, nullptr, {"missing tensor 'head.sts_head.fc2.weight'"});
+
+  expect_load_error(f.rr_idx, nullptr, {"reranker_idx.pth", "reranker checkpoint"});
+
+  Checkpoint vision = f.embedding;
+  vision.tensors["vit.patch.weight"] = HostTensor{{1}, {0.f}};
+  expect_load_error(vision, nullptr, {"vision"});
+
+  Checkpoint bad_idx = f.rr_idx;
+  bad_idx.int_lists["reranker_layer_idx"] = {0, 7};
+  expect_load_error(f.embedding, &bad_idx, {"reranker_layer_idx", "7"});
+}
+
+}  // namespace
+}  // namespace rwkv
