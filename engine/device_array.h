@@ -16,7 +16,7 @@ class DeviceBuffer {
   DeviceBuffer() = default;
   DeviceBuffer(kernels::Backend& backend, size_t count)
       : backend_(&backend),
-        data_(static_cast<T*>(backend.allocate(count * sizeof(T)))),
+        data_(count ? static_cast<T*>(backend.allocate(count * sizeof(T))) : nullptr),
         size_(count) {}
   DeviceBuffer(kernels::Backend& backend, const std::vector<T>& host)
       : DeviceBuffer(backend, host.size()) {

@@ -58,11 +58,22 @@ class CpuBackend final : public Backend {
   void zero(void* dst, size_t bytes) override { std::memset(dst, 0, bytes); }
   void synchronize() override {}
 
+  // OpenBLAS computes a row with a different summation order when it falls in
+  // a partial tile (or a tiny-matrix path), so a row's result would depend on
+  // how many rows share the call. Full tiles of kRowTile rows all take the same
+  // path: the remainder rows are computed as one zero-padded full tile.
   void matmul(int M, int N, int K, const float* x, const float* w, float* y,
               bool accumulate) override {
-    if (M == 0) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K,
-                accumulate ? 1.0f : 0.0f, y, N);
+    const int main_rows = M - M % kRowTile, tail = M - main_rows;
+    if (main_rows > 0) sgemm(main_rows, N, K, x, w, y, accumulate);
+    if (tail == 0) return;
+    tile_x_.assign(size_t(kRowTile) * K, 0.0f);
+    tile_y_.assign(size_t(kRowTile) * N, 0.0f);
+    std::memcpy(tile_x_.data(), x + int64_t(main_rows) * K, sizeof(float) * tail * K);
+    float* y_tail = y + int64_t(main_rows) * N;
+    if (accumulate) std::memcpy(tile_y_.data(), y_tail, sizeof(float) * tail * N);
+    sgemm(kRowTile, N, K, tile_x_.data(), w, tile_y_.data(), accumulate);
+    std::memcpy(y_tail, tile_y_.data(), sizeof(float) * tail * N);
   }
 
   void gather_rows(const int32_t* tokens, int T, const float* table, int C, float* out) override {
@@ -228,6 +239,13 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  static constexpr int kRowTile = 16;
+
+  static void sgemm(int M, int N, int K, const float* x, const float* w, float* y, bool accumulate) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K,
+                accumulate ? 1.0f : 0.0f, y, N);
+  }
+
   static void normalize_row(const float* x, int C, const float* weight, const float* bias,
                             float eps, float* y) {
     float mean, rstd;
@@ -265,6 +283,8 @@ class CpuBackend final : public Backend {
       y[i] = yi;
     }
   }
+
+  std::vector<float> tile_x_, tile_y_;  // the padded remainder tile of matmul
 };
 
 }  // namespace

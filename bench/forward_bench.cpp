@@ -1,0 +1,132 @@
+// Forward-pass throughput of the CPU engine on a random model of the 0.1B
+// shape, compared with bare OpenBLAS sgemm on the same matrix shapes in the
+// same run. Prints tokens/s and the ratio of achieved model FLOP/s (matrix
+// products only, LoRA included) to sgemm FLOP/s.
+//
+//   forward_bench [--quick] [--threads N]
+#include <cblas.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "engine/random_model.h"
+#include "engine/tokenizer.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+struct Gemm {
+  int n, k;  // y[M, n] = x[M, k] · W[n, k]ᵀ
+};
+
+// The matrix products of one forward pass over M tokens, layer by layer.
+std::vector<Gemm> model_gemms(const rwkv::ModelShape& s) {
+  std::vector<Gemm> g;
+  const int C = s.channels;
+  for (int l = 0; l < s.layers; ++l) {
+    for (int i = 0; i < 4; ++i) g.push_back({C, C});  // r, k, v, output
+    for (int d : {s.lora_w, s.lora_a, s.lora_g}) {
+      g.push_back({d, C});
+      g.push_back({C, d});
+    }
+    if (l > 0) {
+      g.push_back({s.lora_v, C});
+      g.push_back({C, s.lora_v});
+    }
+    g.push_back({s.ffn, C});
+    g.push_back({C, s.ffn});
+  }
+  return g;
+}
+
+double gemm_flops(const std::vector<Gemm>& gemms, int64_t M) {
+  double f = 0;
+  for (const Gemm& g : gemms) f += 2.0 * M * g.n * g.k;
+  return f;
+}
+
+// Seconds for bare sgemm over the same shapes (best of `reps`).
+double time_bare_sgemm(const std::vector<Gemm>& gemms, int M, int reps) {
+  int max_n = 1, max_k = 1;
+  for (const Gemm& g : gemms) {
+    max_n = std::max(max_n, g.n);
+    max_k = std::max(max_k, g.k);
+  }
+  std::vector<float> x(size_t(M) * max_k, 0.01f), w(size_t(max_n) * max_k, 0.02f),
+      y(size_t(M) * max_n);
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = Clock::now();
+    for (const Gemm& g : gemms)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, g.n, g.k, 1.0f, x.data(), g.k,
+                  w.data(), g.k, 0.0f, y.data(), g.n);
+    best = std::min(best, seconds_since(t0));
+  }
+  return best;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  int threads = 0;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
+  }
+  const rwkv::ModelShape shape = rwkv::ModelShape::tiny_01b();
+  const rwkv::Checkpoint ckpt = rwkv::make_random_embedding_checkpoint(shape, 1);
+  const auto gemms = model_gemms(shape);
+  const int reps = quick ? 1 : 2;
+
+  struct Case {
+    int T, B;
+  };
+  const std::vector<Case> cases = quick ? std::vector<Case>{{128, 4}, {512, 2}}
+                                        : std::vector<Case>{{128, 1}, {128, 8}, {128, 32}, {512, 1},
+                                                            {512, 8}, {2048, 1}, {2048, 4}};
+  std::printf("model: random, L=%d C=%d H=%d F=%d; matrix FLOPs/token = %.1f M\n", shape.layers,
+              shape.channels, shape.channels / 64, shape.ffn, gemm_flops(gemms, 1) / 1e6);
+  std::printf("%6s %4s %8s %12s %14s %14s %8s\n", "T", "B", "tokens", "tokens/s", "model GFLOP/s",
+              "sgemm GFLOP/s", "ratio");
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int32_t> id(1, 65529);
+  for (const Case& c : cases) {
+    rwkv::EngineOptions opt;
+    opt.max_slots = c.B;
+    opt.chunk_tokens = c.T;
+    opt.max_step_tokens = c.T * c.B;
+    rwkv::Engine engine(rwkv::kernels::make_cpu_backend(threads), ckpt, nullptr, opt);
+    std::vector<std::vector<int32_t>> inputs(c.B, std::vector<int32_t>(c.T));
+    for (auto& in : inputs) {
+      for (auto& t : in) t = id(rng);
+      in.back() = rwkv::Tokenizer::kEos;
+    }
+    std::vector<rwkv::Engine::Sequence> seqs(inputs.begin(), inputs.end());
+    engine.run(seqs, {});  // warm-up: workspace allocation, thread start
+    double best = 1e30;
+    for (int r = 0; r < reps; ++r) {
+      const auto t0 = Clock::now();
+      engine.run(seqs, {});
+      best = std::min(best, seconds_since(t0));
+    }
+    const int M = c.T * c.B;
+    const double flops = gemm_flops(gemms, M);
+    const double bare = time_bare_sgemm(gemms, M, reps + 1);
+    std::printf("%6d %4d %8d %12.0f %14.1f %14.1f %7.1f%%\n", c.T, c.B, M, M / best,
+                flops / best / 1e9, flops / bare / 1e9, 100.0 * bare / best);
+    std::fflush(stdout);
+  }
+  return 0;
+}
