@@ -75,14 +75,18 @@ kernels::PackedBatch Engine::upload_batch(const std::vector<int32_t>& tokens,
   return batch;
 }
 
+void Engine::check_tokens(std::span<const int32_t> tokens) const {
+  for (int32_t id : tokens) {
+    if (id < 0 || id >= model_.vocab_rows)
+      throw std::invalid_argument("token id " + std::to_string(id) + " is outside the vocabulary (0.." +
+                                  std::to_string(model_.vocab_rows - 1) + ")");
+  }
+}
+
 void Engine::step(std::span<const Chunk> chunks) {
   std::vector<int32_t> tokens, seq_start{0}, slots;
   for (const Chunk& c : chunks) {
-    for (int32_t id : c.tokens) {
-      if (id < 0 || id >= model_.vocab_rows)
-        throw std::invalid_argument("token id " + std::to_string(id) + " is outside the vocabulary (0.." +
-                                    std::to_string(model_.vocab_rows - 1) + ")");
-    }
+    check_tokens(c.tokens);
     tokens.insert(tokens.end(), c.tokens.begin(), c.tokens.end());
     seq_start.push_back(static_cast<int32_t>(tokens.size()));
     slots.push_back(c.slot);
@@ -143,7 +147,7 @@ std::vector<float> Engine::rerank_logits(std::span<const int> slots) {
   return logits;
 }
 
-void Engine::finish(std::span<const int> slots, std::span<Result* const> results,
+void Engine::collect(std::span<const int> slots, std::span<Result* const> results,
                     const Wanted& wanted) {
   for (int h = 0; h < 3; ++h) {
     if (!wanted.heads[h]) continue;
@@ -195,7 +199,7 @@ std::vector<Engine::Result> Engine::run(std::span<const Sequence> sequences, con
       done_results.push_back(&results[a.index]);
       return true;
     });
-    if (!done_slots.empty()) finish(done_slots, done_results, wanted);
+    if (!done_slots.empty()) collect(done_slots, done_results, wanted);
     for (int slot : done_slots) release_slot(slot);
   }
   return results;

@@ -79,12 +79,15 @@ class Engine {
   // Packs the sequences into steps under the options' limits, chunking long
   // ones; each result is independent of how the sequences were packed.
   std::vector<Result> run(std::span<const Sequence> sequences, const Wanted& wanted);
+  // Reads what is wanted from finished slots into results[i] for slots[i].
+  void collect(std::span<const int> slots, std::span<Result* const> results, const Wanted& wanted);
+  // Throws std::invalid_argument unless every id indexes the embedding table.
+  void check_tokens(std::span<const int32_t> tokens) const;
 
  private:
   kernels::PackedBatch upload_batch(const std::vector<int32_t>& tokens,
                                     const std::vector<int32_t>& seq_start,
                                     const std::vector<int32_t>& slots);
-  void finish(std::span<const int> slots, std::span<Result* const> results, const Wanted& wanted);
 
   EngineOptions options_;
   std::unique_ptr<kernels::Backend> backend_;

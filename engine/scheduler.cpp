@@ -1,0 +1,232 @@
+#include "engine/scheduler.h"
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <map>
+
+namespace rwkv {
+namespace {
+
+// Length buckets of powers of two: chunks in one bucket differ at most 2x in
+// length, which keeps the time-sequential WKV balanced across a step.
+int length_bucket(size_t chunk) { return std::bit_width(chunk); }
+
+bool same_wanted(const Engine::Wanted& a, const Engine::Wanted& b) {
+  return a.heads == b.heads && a.state == b.state && a.rerank == b.rerank;
+}
+
+}  // namespace
+
+Scheduler::Scheduler(Engine& engine, SchedulerOptions options)
+    : engine_(engine), options_(options), thread_([this] { loop(); }) {}
+
+Scheduler::~Scheduler() { shutdown(); }
+
+std::shared_ptr<PendingRequest> Scheduler::submit(std::vector<SequenceJob> jobs) {
+  auto request = std::make_shared<PendingRequest>();
+  for (const SequenceJob& j : jobs) {
+    engine_.check_tokens(j.tokens);
+    request->tokens_ += j.tokens.size();
+  }
+  request->remaining_ = jobs.size();
+  request->results_.resize(jobs.size());
+  request->jobs_ = std::move(jobs);
+  if (request->jobs_.empty()) {
+    request->promise_.set_value({});
+    return request;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (!accepting_) throw ShuttingDown("the server is shutting down");
+    if (queued_requests_ + 1 > options_.max_queued_requests ||
+        queued_tokens_ + request->tokens_ > options_.max_queued_tokens)
+      throw QueueFull("the request queue is full");
+    ++queued_requests_;
+    queued_tokens_ += request->tokens_;
+    for (size_t j = 0; j < request->jobs_.size(); ++j) waiting_.push_back({request, j});
+  }
+  work_.notify_one();
+  return request;
+}
+
+void Scheduler::shutdown() {
+  {
+    std::lock_guard lock(mutex_);
+    accepting_ = false;
+  }
+  work_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+size_t Scheduler::queued_requests() const {
+  std::lock_guard lock(mutex_);
+  return queued_requests_;
+}
+
+size_t Scheduler::queued_tokens() const {
+  std::lock_guard lock(mutex_);
+  return queued_tokens_;
+}
+
+void Scheduler::loop() {
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      work_.wait(lock, [&] { return !waiting_.empty() || !active_.empty() || !accepting_; });
+      if (!accepting_ && waiting_.empty() && active_.empty()) return;
+    }
+    try {
+      drop_cancelled();
+      admit();
+      const std::vector<Engine::Chunk> chunks = plan_step();
+      const auto t0 = std::chrono::steady_clock::now();
+      engine_.step(chunks);
+      StepStats stats;
+      stats.sequences = static_cast<int>(chunks.size());
+      for (const auto& c : chunks) stats.tokens += static_cast<int>(c.tokens.size());
+      stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      finish_done();
+      if (on_step_ && stats.tokens > 0) on_step_(stats);
+    } catch (...) {
+      // An engine failure fails the requests in flight, not the server.
+      fail_all(std::current_exception());
+    }
+  }
+}
+
+// Moves waiting sequences into free slots, oldest first.
+void Scheduler::admit() {
+  std::lock_guard lock(mutex_);
+  while (!waiting_.empty() && engine_.free_slot_count() > 0) {
+    Waiting w = std::move(waiting_.front());
+    waiting_.pop_front();
+    if (w.request->failed_) continue;
+    const int slot = engine_.acquire_slot();
+    if (const auto& initial = w.request->jobs_[w.job].initial) engine_.load_state(slot, *initial);
+    active_.push_back({std::move(w.request), w.job, slot});
+  }
+}
+
+// Picks the chunks of the next step: buckets by chunk length, starting with
+// the bucket of the oldest active sequence, then the others from short to long,
+// until the token budget is spent.
+std::vector<Engine::Chunk> Scheduler::plan_step() {
+  const EngineOptions& opt = engine_.options();
+  std::map<int, std::vector<Active*>> buckets;
+  for (Active& a : active_) {
+    const size_t left = a.request->jobs_[a.job].tokens.size() - a.pos;
+    buckets[length_bucket(std::min(left, size_t(opt.chunk_tokens)))].push_back(&a);
+  }
+  std::vector<int> order;
+  if (!active_.empty()) {
+    const size_t left = active_.front().request->jobs_[active_.front().job].tokens.size() - active_.front().pos;
+    order.push_back(length_bucket(std::min(left, size_t(opt.chunk_tokens))));
+  }
+  for (const auto& [bucket, _] : buckets)
+    if (order.empty() || bucket != order.front()) order.push_back(bucket);
+
+  std::vector<Engine::Chunk> chunks;
+  size_t budget = opt.max_step_tokens;
+  for (int bucket : order) {
+    for (Active* a : buckets[bucket]) {
+      const auto& tokens = a->request->jobs_[a->job].tokens;
+      const size_t take = std::min({tokens.size() - a->pos, size_t(opt.chunk_tokens), budget});
+      if (take == 0 && a->pos < tokens.size()) continue;
+      chunks.push_back({a->slot, std::span(tokens).subspan(a->pos, take)});
+      a->pos += take;
+      budget -= take;
+    }
+  }
+  return chunks;
+}
+
+// Reads the outputs of finished sequences, grouped by what is wanted, and
+// completes requests whose last sequence finished.
+void Scheduler::finish_done() {
+  std::vector<Active> done;
+  std::erase_if(active_, [&](Active& a) {
+    if (a.pos < a.request->jobs_[a.job].tokens.size()) return false;
+    done.push_back(std::move(a));
+    return true;
+  });
+  while (!done.empty()) {
+    const Engine::Wanted wanted = done.front().request->jobs_[done.front().job].wanted;
+    std::vector<int> slots;
+    std::vector<Engine::Result*> results;
+    std::vector<Active> rest;
+    for (Active& a : done) {
+      if (same_wanted(a.request->jobs_[a.job].wanted, wanted)) {
+        slots.push_back(a.slot);
+        results.push_back(&a.request->results_[a.job]);
+      } else {
+        rest.push_back(std::move(a));
+      }
+    }
+    std::exception_ptr error;
+    try {
+      engine_.collect(slots, results, wanted);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    for (int s : slots) engine_.release_slot(s);
+    for (Active& a : done) {
+      if (!same_wanted(a.request->jobs_[a.job].wanted, wanted)) continue;
+      if (error) fail(*a.request, error);
+      else if (--a.request->remaining_ == 0 && !a.request->failed_) complete(*a.request);
+    }
+    done = std::move(rest);
+  }
+}
+
+void Scheduler::complete(PendingRequest& r) {
+  {
+    std::lock_guard lock(mutex_);
+    --queued_requests_;
+    queued_tokens_ -= r.tokens_;
+  }
+  r.promise_.set_value(std::move(r.results_));
+}
+
+// Frees the slots and queue places of requests whose client went away.
+void Scheduler::drop_cancelled() {
+  const auto cancelled = std::make_exception_ptr(Cancelled("request cancelled"));
+  std::erase_if(active_, [&](const Active& a) {
+    if (a.request->cancelled()) fail(*a.request, cancelled);
+    if (!a.request->failed_) return false;
+    engine_.release_slot(a.slot);
+    return true;
+  });
+  std::vector<std::shared_ptr<PendingRequest>> waiting_cancelled;
+  {
+    std::lock_guard lock(mutex_);
+    for (const Waiting& w : waiting_)
+      if (w.request->cancelled()) waiting_cancelled.push_back(w.request);
+  }
+  for (const auto& r : waiting_cancelled) fail(*r, cancelled);
+  std::lock_guard lock(mutex_);
+  std::erase_if(waiting_, [](const Waiting& w) { return w.request->failed_; });
+}
+
+void Scheduler::fail_all(std::exception_ptr error) {
+  for (const Active& a : active_) {
+    engine_.release_slot(a.slot);
+    fail(*a.request, error);
+  }
+  active_.clear();
+  std::lock_guard lock(mutex_);
+  std::erase_if(waiting_, [](const Waiting& w) { return w.request->failed_; });
+}
+
+void Scheduler::fail(PendingRequest& r, std::exception_ptr error) {
+  if (r.failed_) return;
+  r.failed_ = true;
+  {
+    std::lock_guard lock(mutex_);
+    --queued_requests_;
+    queued_tokens_ -= r.tokens_;
+  }
+  r.promise_.set_exception(error);
+}
+
+}  // namespace rwkv

@@ -1,0 +1,150 @@
+// The continuous-batching scheduler: results equal single-request results
+// whatever the concurrency, short requests overtake long ones, the queue is
+// bounded, cancellation frees work, shutdown drains.
+#include "engine/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <thread>
+
+#include "engine/random_model.h"
+#include "engine/tokenizer.h"
+
+namespace rwkv {
+namespace {
+
+std::vector<int32_t> random_tokens(std::mt19937& rng, int n) {
+  std::uniform_int_distribution<int32_t> id(1, 65529);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = id(rng);
+  t.back() = Tokenizer::kEos;
+  return t;
+}
+
+const Checkpoint& model() {
+  static const Checkpoint m = make_random_embedding_checkpoint(ModelShape::demo(), 11);
+  return m;
+}
+
+std::unique_ptr<Engine> make_engine(EngineOptions opt = {}) {
+  return std::make_unique<Engine>(kernels::make_cpu_backend(), model(), nullptr, opt);
+}
+
+SequenceJob job(std::vector<int32_t> tokens) {
+  SequenceJob j;
+  j.tokens = std::move(tokens);
+  return j;
+}
+
+TEST(Scheduler, ConcurrentClientsGetTheirSingleRequestResults) {
+  std::mt19937 rng(5);
+  std::vector<std::vector<int32_t>> texts;
+  for (int i = 0; i < 24; ++i) texts.push_back(random_tokens(rng, 1 + int(rng() % 300)));
+
+  // Reference: each text alone through a fresh engine.
+  std::vector<std::vector<float>> reference;
+  {
+    auto engine = make_engine();
+    for (const auto& t : texts) {
+      const Engine::Sequence s{t};
+      reference.push_back(engine->run(std::span(&s, 1), {})[0].embeddings[0]);
+    }
+  }
+
+  EngineOptions opt;
+  opt.max_slots = 5;
+  opt.chunk_tokens = 32;
+  opt.max_step_tokens = 100;
+  auto engine = make_engine(opt);
+  Scheduler scheduler(*engine, {});
+  std::vector<std::thread> clients;
+  std::vector<std::vector<float>> got(texts.size());
+  for (int c = 0; c < 6; ++c) {
+    clients.emplace_back([&, c] {
+      // Client c sends texts c, c+6, ... as requests of two sequences each.
+      for (size_t i = c; i < texts.size(); i += 12) {
+        std::vector<SequenceJob> jobs{job(texts[i])};
+        if (i + 6 < texts.size()) jobs.push_back(job(texts[i + 6]));
+        auto results = scheduler.submit(std::move(jobs))->wait();
+        got[i] = results[0].embeddings[0];
+        if (results.size() > 1) got[i + 6] = results[1].embeddings[0];
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  for (size_t i = 0; i < texts.size(); ++i) EXPECT_EQ(got[i], reference[i]) << "text " << i;
+}
+
+TEST(Scheduler, ShortRequestDoesNotWaitForALongDocument) {
+  std::mt19937 rng(6);
+  EngineOptions opt;
+  opt.chunk_tokens = 64;
+  auto engine = make_engine(opt);
+  Scheduler scheduler(*engine, {});
+  auto long_doc = scheduler.submit({job(random_tokens(rng, 16384))});
+  auto short_req = scheduler.submit({job(random_tokens(rng, 8))});
+  short_req->wait();
+  EXPECT_FALSE(long_doc->wait_for(std::chrono::milliseconds(0)))
+      << "the long document finished before the short request";
+  EXPECT_EQ(long_doc->wait()[0].embeddings[0].size(), 128u);
+}
+
+TEST(Scheduler, QueueBoundsGiveQueueFull) {
+  std::mt19937 rng(7);
+  auto engine = make_engine();
+  SchedulerOptions so;
+  so.max_queued_requests = 2;
+  Scheduler scheduler(*engine, so);
+  auto a = scheduler.submit({job(random_tokens(rng, 4000))});
+  auto b = scheduler.submit({job(random_tokens(rng, 10))});
+  EXPECT_THROW(scheduler.submit({job(random_tokens(rng, 10))}), QueueFull);
+  a->wait();
+  b->wait();
+  // Places free up once requests complete.
+  EXPECT_NO_THROW(scheduler.submit({job(random_tokens(rng, 10))})->wait());
+
+  SchedulerOptions tokens_only;
+  tokens_only.max_queued_tokens = 100;
+  Scheduler small(*engine, tokens_only);
+  EXPECT_THROW(small.submit({job(random_tokens(rng, 101))}), QueueFull);
+}
+
+TEST(Scheduler, CancelledRequestIsDroppedAndFreesItsSlots) {
+  std::mt19937 rng(8);
+  EngineOptions opt;
+  opt.max_slots = 2;
+  opt.chunk_tokens = 16;
+  auto engine = make_engine(opt);
+  Scheduler scheduler(*engine, {});
+  auto doomed = scheduler.submit({job(random_tokens(rng, 50000)), job(random_tokens(rng, 50000)),
+                                  job(random_tokens(rng, 50000))});
+  doomed->cancel();
+  EXPECT_THROW(doomed->wait(), Cancelled);
+  auto next = scheduler.submit({job(random_tokens(rng, 20)), job(random_tokens(rng, 20))});
+  EXPECT_EQ(next->wait().size(), 2u);
+  EXPECT_EQ(engine->free_slot_count(), 2);
+  EXPECT_EQ(scheduler.queued_requests(), 0u);
+  EXPECT_EQ(scheduler.queued_tokens(), 0u);
+}
+
+TEST(Scheduler, ShutdownFinishesAcceptedWorkThenRefuses) {
+  std::mt19937 rng(9);
+  auto engine = make_engine();
+  Scheduler scheduler(*engine, {});
+  std::vector<std::shared_ptr<PendingRequest>> accepted;
+  for (int i = 0; i < 10; ++i) accepted.push_back(scheduler.submit({job(random_tokens(rng, 500))}));
+  scheduler.shutdown();
+  for (auto& r : accepted) EXPECT_EQ(r->wait()[0].embeddings[0].size(), 128u);
+  EXPECT_THROW(scheduler.submit({job(random_tokens(rng, 5))}), ShuttingDown);
+}
+
+TEST(Scheduler, BadTokensAreRefusedAtSubmit) {
+  auto engine = make_engine();
+  Scheduler scheduler(*engine, {});
+  EXPECT_THROW(scheduler.submit({job({1, 2, 70000})}), std::invalid_argument);
+  EXPECT_EQ(scheduler.queued_requests(), 0u);
+}
+
+}  // namespace
+}  // namespace rwkv
