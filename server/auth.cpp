@@ -1,0 +1,24 @@
+#include "server/auth.h"
+
+#include <algorithm>
+
+namespace rwkv::server {
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() != b.size();
+  const size_t n = std::min(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+bool authorized(const std::vector<std::string>& keys, std::string_view header) {
+  if (keys.empty()) return true;
+  constexpr std::string_view kBearer = "Bearer ";
+  if (!header.starts_with(kBearer)) return false;
+  const std::string_view presented = header.substr(kBearer.size());
+  bool ok = false;
+  for (const std::string& key : keys) ok |= constant_time_equal(presented, key);  // no early exit
+  return ok;
+}
+
+}  // namespace rwkv::server

@@ -1,0 +1,44 @@
+#include "server/http_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include "server/http_util.h"
+
+namespace rwkv::server {
+
+HttpServer::HttpServer(ServerContext& ctx) : ctx_(ctx) {
+  const ServerOptions& o = ctx.options;
+  // Requests wait on the engine in their worker thread: enough workers that
+  // slow or idle connections (bounded by the read timeout) cannot starve the rest.
+  const int threads = o.http_threads;
+  http_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http_.set_read_timeout(o.read_timeout_seconds, 0);
+  http_.set_write_timeout(o.read_timeout_seconds, 0);
+  http_.set_keep_alive_timeout(5);
+  http_.set_payload_max_length(o.max_body_bytes);
+  http_.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    // Only statuses no route wrote a body for: unknown paths, oversized bodies.
+    if (!res.body.empty()) return;
+    if (res.status == 413) {
+      send_error(res, ErrorStyle::kOpenAI, api::ApiError::payload_too_large("request body too large"));
+    } else if (res.status == 404) {
+      send_error(res, ErrorStyle::kOpenAI, api::ApiError::not_found("no route for " + req.method + " " + req.path));
+    } else {
+      send_error(res, ErrorStyle::kOpenAI, api::ApiError(res.status, "request failed"));
+    }
+  });
+  register_info_routes(http_, ctx);
+  register_embedding_routes(http_, ctx);
+  register_rerank_routes(http_, ctx);
+}
+
+bool HttpServer::listen() {
+  spdlog::info("listening on http://{}:{}", ctx_.options.host, ctx_.options.port);
+  if (!http_.listen(ctx_.options.host, ctx_.options.port)) {
+    spdlog::error("cannot listen on {}:{}", ctx_.options.host, ctx_.options.port);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace rwkv::server

@@ -1,0 +1,28 @@
+// The cpp-httplib server with every route of the API registered.
+#pragma once
+
+#include <httplib.h>
+
+#include "server/server_context.h"
+
+namespace rwkv::server {
+
+class HttpServer {
+ public:
+  explicit HttpServer(ServerContext& ctx);
+  // Serves until stop(); false when the address could not be bound.
+  bool listen();
+  // Stops accepting connections; listen() returns once in-flight requests end.
+  void stop() { http_.stop(); }
+
+ private:
+  ServerContext& ctx_;
+  httplib::Server http_;
+};
+
+// Route groups, one file each.
+void register_info_routes(httplib::Server& http, ServerContext& ctx);
+void register_embedding_routes(httplib::Server& http, ServerContext& ctx);
+void register_rerank_routes(httplib::Server& http, ServerContext& ctx);
+
+}  // namespace rwkv::server

@@ -1,0 +1,141 @@
+#include "server/http_util.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <thread>
+
+#include "api/json_fields.h"
+#include "server/auth.h"
+
+namespace rwkv::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The request being handled on this thread, so that a response finished later
+// (streamed) is still logged and measured once, at its real end.
+struct RequestRecord {
+  std::string method, path, route, remote;
+  Clock::time_point start;
+  ServerContext* ctx = nullptr;
+  bool deferred = false;
+};
+thread_local RequestRecord* current_request = nullptr;
+
+void log_request(const RequestRecord& r, int status) {
+  const double seconds = std::chrono::duration<double>(Clock::now() - r.start).count();
+  r.ctx->metrics.observe_request(r.route, status, seconds);
+  if (r.ctx->options.log_format == "json") {
+    spdlog::info(nlohmann::json{{"method", r.method},
+                                {"path", r.path},
+                                {"status", status},
+                                {"ms", seconds * 1000},
+                                {"remote", r.remote}}
+                     .dump());
+  } else {
+    spdlog::info("{} {} {} {:.1f}ms {}", r.method, r.path, status, seconds * 1000, r.remote);
+  }
+}
+
+nlohmann::json error_body(ErrorStyle style, const api::ApiError& e) {
+  return style == ErrorStyle::kCohere ? api::cohere_error_body(e) : api::openai_error_body(e);
+}
+
+// Runs the handler, turning every failure into a response in the route's shape.
+void run_guarded(const Handler& handler, const httplib::Request& req, httplib::Response& res,
+                 ErrorStyle style) {
+  try {
+    handler(req, res);
+  } catch (const api::ApiError& e) {
+    send_error(res, style, e);
+  } catch (const QueueFull& e) {
+    send_error(res, style, api::ApiError::too_many_requests(std::string(e.what()) + "; retry later"));
+    res.set_header("Retry-After", "1");
+  } catch (const ShuttingDown& e) {
+    send_error(res, style, api::ApiError::unavailable(e.what()));
+    res.set_header("Retry-After", "5");
+  } catch (const std::invalid_argument& e) {
+    send_error(res, style, api::ApiError::bad_request(e.what()));
+  } catch (const std::exception& e) {
+    spdlog::error("{} {}: {}", req.method, req.path, e.what());
+    send_error(res, style, api::ApiError::internal("internal error"));
+  }
+}
+
+}  // namespace
+
+void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
+  res.status = status;
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                  "application/json");
+}
+
+void send_error(httplib::Response& res, ErrorStyle style, const api::ApiError& error) {
+  send_json(res, error.status, error_body(style, error));
+}
+
+nlohmann::json json_body(const httplib::Request& req) { return api::parse_body(req.body); }
+
+void add_route(httplib::Server& http, ServerContext& ctx, const RouteSpec& spec, Handler handler) {
+  auto wrapped = [&ctx, spec, handler = std::move(handler)](const httplib::Request& req,
+                                                            httplib::Response& res) {
+    RequestRecord record{req.method, req.path, spec.pattern, req.remote_addr, Clock::now(), &ctx};
+    current_request = &record;
+    if (spec.needs_auth && !authorized(ctx.options.api_keys, req.get_header_value("Authorization"))) {
+      send_error(res, spec.errors, api::ApiError::unauthorized("invalid or missing API key"));
+      res.set_header("WWW-Authenticate", "Bearer");
+    } else {
+      run_guarded(handler, req, res, spec.errors);
+    }
+    current_request = nullptr;
+    if (!record.deferred) log_request(record, res.status);
+  };
+  if (spec.method == "GET") http.Get(spec.pattern, wrapped);
+  else if (spec.method == "POST") http.Post(spec.pattern, wrapped);
+  else if (spec.method == "PUT") http.Put(spec.pattern, wrapped);
+  else if (spec.method == "DELETE") http.Delete(spec.pattern, wrapped);
+  else throw std::logic_error("unsupported method " + spec.method);
+}
+
+void respond_when_done(httplib::Response& res, ServerContext& ctx,
+                       std::shared_ptr<PendingRequest> pending,
+                       std::function<nlohmann::json(std::vector<Engine::Result>&)> build) {
+  constexpr auto kHeartbeat = std::chrono::milliseconds(100);
+  // Most requests finish quickly: answer them with an ordinary response.
+  if (pending->wait_for(kHeartbeat)) {
+    auto results = pending->wait();
+    send_json(res, 200, build(results));
+    return;
+  }
+  if (current_request) current_request->deferred = true;
+  auto record = std::make_shared<RequestRecord>(current_request ? *current_request : RequestRecord{});
+  record->ctx = &ctx;
+  res.status = 200;
+  res.set_chunked_content_provider(
+      "application/json",
+      [pending, build](size_t, httplib::DataSink& sink) {
+        while (!pending->wait_for(kHeartbeat)) {
+          if (!sink.write(" ", 1)) {  // the client is gone
+            pending->cancel();
+            return false;
+          }
+        }
+        std::string body;
+        try {
+          auto results = pending->wait();
+          body = build(results).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        } catch (const std::exception& e) {
+          // The status line is already sent; the body says what failed.
+          body = api::openai_error_body(api::ApiError::internal(e.what())).dump();
+        }
+        sink.write(body.data(), body.size());
+        sink.done();
+        return true;
+      },
+      [record](bool success) {
+        if (record->ctx) log_request(*record, success ? 200 : 499);
+      });
+}
+
+}  // namespace rwkv::server

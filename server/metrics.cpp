@@ -1,0 +1,84 @@
+#include "server/metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+namespace rwkv::server {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+using prometheus::Histogram;
+
+namespace {
+
+Histogram::BucketBoundaries exponential(double start, double factor, int count) {
+  Histogram::BucketBoundaries b;
+  for (double v = start; count-- > 0; v *= factor) b.push_back(v);
+  return b;
+}
+
+}  // namespace
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      requests_(BuildCounter()
+                    .Name("rwkv_emb_http_requests_total")
+                    .Help("HTTP requests by route and status")
+                    .Register(*registry_)),
+      latency_(BuildHistogram()
+                   .Name("rwkv_emb_http_request_duration_seconds")
+                   .Help("HTTP request latency by route")
+                   .Register(*registry_)),
+      queue_requests_(BuildGauge()
+                          .Name("rwkv_emb_queue_requests")
+                          .Help("Requests accepted and not yet finished")
+                          .Register(*registry_)
+                          .Add({})),
+      queue_tokens_(BuildGauge()
+                        .Name("rwkv_emb_queue_tokens")
+                        .Help("Tokens of the requests accepted and not yet finished")
+                        .Register(*registry_)
+                        .Add({})),
+      step_sequences_(BuildHistogram()
+                          .Name("rwkv_emb_step_sequences")
+                          .Help("Sequences per engine step (batch size)")
+                          .Register(*registry_)
+                          .Add({}, exponential(1, 2, 10))),
+      step_tokens_(BuildHistogram()
+                       .Name("rwkv_emb_step_tokens")
+                       .Help("Tokens per engine step")
+                       .Register(*registry_)
+                       .Add({}, exponential(16, 2, 12))),
+      step_seconds_(BuildHistogram()
+                        .Name("rwkv_emb_step_duration_seconds")
+                        .Help("Engine step time")
+                        .Register(*registry_)
+                        .Add({}, exponential(0.001, 2, 14))),
+      tokens_processed_(BuildCounter()
+                            .Name("rwkv_emb_tokens_processed_total")
+                            .Help("Tokens run through the model")
+                            .Register(*registry_)
+                            .Add({})) {}
+
+void Metrics::observe_request(const std::string& route, int status, double seconds) {
+  requests_.Add({{"route", route}, {"status", std::to_string(status)}}).Increment();
+  latency_.Add({{"route", route}}, exponential(0.001, 2, 16)).Observe(seconds);
+}
+
+void Metrics::observe_step(int sequences, int tokens, double seconds) {
+  step_sequences_.Observe(sequences);
+  step_tokens_.Observe(tokens);
+  step_seconds_.Observe(seconds);
+  tokens_processed_.Increment(tokens);
+}
+
+void Metrics::set_queue(size_t requests, size_t tokens) {
+  queue_requests_.Set(double(requests));
+  queue_tokens_.Set(double(tokens));
+}
+
+std::string Metrics::serialize() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+}  // namespace rwkv::server

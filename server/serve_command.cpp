@@ -1,0 +1,147 @@
+#include "server/serve_command.h"
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <memory>
+#include <thread>
+
+#include "engine/random_model.h"
+#include "server/http_server.h"
+
+namespace rwkv::server {
+namespace {
+
+// Every option can come from the config file, an RWKV_EMB_* variable or a flag
+// (flags win over variables, variables over the file).
+void add_options(CLI::App& cmd, ServerOptions& o) {
+  auto env = [](CLI::Option* opt, const char* name) { opt->envname(std::string("RWKV_EMB_") + name); };
+  env(cmd.add_option("--model", o.model_path, "Embedding checkpoint (.pth/.safetensors); none: demo model"), "MODEL");
+  env(cmd.add_option("--reranker", o.reranker_path, "Reranker checkpoint"), "RERANKER");
+  env(cmd.add_option("--served-model-name", o.served_model_names,
+                     "Model name(s) clients may send; the first is reported")
+          ->delimiter(','),
+      "SERVED_MODEL_NAME");
+  env(cmd.add_option("--host", o.host, "Address to listen on")->capture_default_str(), "HOST");
+  env(cmd.add_option("--port", o.port, "Port")->capture_default_str()->check(CLI::Range(1, 65535)), "PORT");
+  env(cmd.add_option("--device", o.device, "cpu (cuda builds: cuda[:N])")->capture_default_str(), "DEVICE");
+  env(cmd.add_option("--threads", o.threads, "CPU compute threads (0: all cores)")->capture_default_str(), "THREADS");
+  env(cmd.add_option("--max-batch-tokens", o.engine.max_step_tokens, "Tokens per engine step")
+          ->capture_default_str()->check(CLI::PositiveNumber),
+      "MAX_BATCH_TOKENS");
+  env(cmd.add_option("--max-batch-seqs", o.engine.max_slots, "Sequences in flight at once")
+          ->capture_default_str()->check(CLI::PositiveNumber),
+      "MAX_BATCH_SEQS");
+  env(cmd.add_option("--chunk-tokens", o.engine.chunk_tokens, "Longest piece of a sequence per step")
+          ->capture_default_str()->check(CLI::PositiveNumber),
+      "CHUNK_TOKENS");
+  env(cmd.add_option("--max-queued-requests", o.scheduler.max_queued_requests,
+                     "Accepted requests not yet finished; beyond: 429")
+          ->capture_default_str(),
+      "MAX_QUEUED_REQUESTS");
+  env(cmd.add_option("--max-queued-tokens", o.scheduler.max_queued_tokens, "Tokens waiting; beyond: 429")
+          ->capture_default_str(),
+      "MAX_QUEUED_TOKENS");
+  env(cmd.add_option("--max-input-tokens", o.max_input_tokens,
+                     "Longest input; longer ones are refused (400) unless the request asks to truncate")
+          ->capture_default_str()->check(CLI::PositiveNumber),
+      "MAX_INPUT_TOKENS");
+  env(cmd.add_option("--max-inputs", o.max_inputs, "Texts or documents per request")->capture_default_str(),
+      "MAX_INPUTS");
+  env(cmd.add_option("--max-body-bytes", o.max_body_bytes, "Largest request body; beyond: 413")
+          ->capture_default_str(),
+      "MAX_BODY_BYTES");
+  env(cmd.add_option("--http-threads", o.http_threads, "HTTP worker threads")->capture_default_str(),
+      "HTTP_THREADS");
+  env(cmd.add_option("--read-timeout", o.read_timeout_seconds, "Seconds to wait for a slow client")
+          ->capture_default_str(),
+      "READ_TIMEOUT");
+  env(cmd.add_option("--api-key", o.api_keys, "Accepted Bearer key(s); none: no authentication")
+          ->delimiter(','),
+      "API_KEY");
+  env(cmd.add_option("--log-format", o.log_format, "Access log format")
+          ->capture_default_str()->check(CLI::IsMember({"text", "json"})),
+      "LOG_FORMAT");
+}
+
+std::unique_ptr<kernels::Backend> make_backend(const ServerOptions& o) {
+  if (o.device == "cpu") return kernels::make_cpu_backend(o.threads);
+  throw std::runtime_error("device '" + o.device + "' is not available in this build (use --device cpu)");
+}
+
+void load_model(ServerContext& ctx) {
+  ServerOptions& o = ctx.options;
+  std::optional<Checkpoint> model, reranker;
+  if (o.model_path.empty()) {
+    ctx.demo_model = true;
+    spdlog::warn("*** No --model given: serving a RANDOM DEMO MODEL. Its embeddings and scores are "
+                 "MEANINGLESS; use it only to try the API. ***");
+    model = make_random_embedding_checkpoint(ModelShape::demo(), 0);
+    if (o.reranker_path.empty()) reranker = make_random_reranker_checkpoint(ModelShape::demo(), 1);
+  } else {
+    spdlog::info("loading {}", o.model_path);
+    model = load_checkpoint(o.model_path);
+  }
+  if (!o.reranker_path.empty()) {
+    spdlog::info("loading {}", o.reranker_path);
+    reranker = load_checkpoint(o.reranker_path);
+  }
+  if (o.served_model_names.empty())
+    o.served_model_names.push_back(ctx.demo_model ? "rwkv-emb-demo" : "rwkv-emb");
+  ctx.engine = std::make_unique<Engine>(make_backend(o), *model, reranker ? &*reranker : nullptr, o.engine);
+  spdlog::info("model '{}': L={} C={} H={}, reranker: {}, backend: {}", ctx.model_name(),
+               ctx.engine->model().stack.layers, ctx.engine->channels(), ctx.engine->model().stack.heads,
+               ctx.engine->has_reranker() ? "yes" : "no", ctx.engine->backend().name());
+}
+
+// SIGTERM/SIGINT are blocked in every thread and taken by this one, which
+// stops the HTTP server; main then drains the scheduler and exits 0.
+std::thread start_signal_thread(HttpServer& http) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  return std::thread([set, &http] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    if (sig == SIGTERM || sig == SIGINT) {
+      spdlog::info("signal {}: draining in-flight requests, then exiting", sig);
+      http.stop();
+    }
+  });
+}
+
+int serve(ServerContext& ctx) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // inherited by every thread created below
+  std::signal(SIGPIPE, SIG_IGN);
+
+  load_model(ctx);
+  ctx.scheduler = std::make_unique<Scheduler>(*ctx.engine, ctx.options.scheduler);
+  ctx.scheduler->on_step([&ctx](const StepStats& s) {
+    ctx.metrics.observe_step(s.sequences, s.tokens, s.seconds);
+  });
+  HttpServer http(ctx);
+  std::thread signals = start_signal_thread(http);
+  signals.detach();  // ends with the process
+  ctx.ready = true;
+  const bool ok = http.listen();  // returns after stop(), in-flight requests done
+  ctx.ready = false;
+  ctx.scheduler->shutdown();
+  spdlog::info("stopped");
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("serve", "Run the HTTP server (the default command)");
+  auto ctx = std::make_shared<ServerContext>();
+  add_options(*cmd, ctx->options);
+  cmd->callback([ctx, &exit_code] { exit_code = serve(*ctx); });
+}
+
+}  // namespace rwkv::server

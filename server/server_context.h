@@ -1,0 +1,47 @@
+// What the routes share: options, the model and its scheduler, metrics.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "engine/scheduler.h"
+#include "server/metrics.h"
+
+namespace rwkv::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string model_path;     // empty: the random demo model
+  std::string reranker_path;  // empty: no reranker (demo: a random one)
+  std::vector<std::string> served_model_names;  // first is the canonical name
+  std::string device = "cpu";
+  int threads = 0;
+  EngineOptions engine;
+  SchedulerOptions scheduler;
+  int max_input_tokens = 32768;   // per input, before truncation
+  size_t max_body_bytes = 16 << 20;
+  size_t max_inputs = 2048;       // texts or documents per request
+  int http_threads = 128;
+  int read_timeout_seconds = 10;
+  std::vector<std::string> api_keys;
+  std::string log_format = "text";  // text | json
+};
+
+struct ServerContext {
+  ServerOptions options;
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<Scheduler> scheduler;
+  Metrics metrics;
+  bool demo_model = false;
+  std::atomic<bool> ready{false};
+
+  const std::string& model_name() const { return options.served_model_names.front(); }
+  // True when `name` is empty (clients may omit it) or one of the served names.
+  bool serves(const std::string& name) const;
+};
+
+}  // namespace rwkv::server
