@@ -1,0 +1,61 @@
+// Cohere `POST /v1/embed` and `/v2/embed`: request parsing and validation,
+// response body.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api/limits.h"
+
+namespace rwkv::api {
+
+enum class EmbeddingType { kFloat, kInt8, kUint8, kBinary, kUbinary, kBase64 };
+// "float", "int8", "uint8", "binary", "ubinary", "base64".
+std::string_view embedding_type_name(EmbeddingType type);
+
+// What to do with a text longer than `max_tokens`: fail, or drop tokens from
+// the start or the end.
+enum class Truncate { kNone, kStart, kEnd };
+
+struct CohereEmbedRequest {
+  int api_version = 1;             // 1 or 2 (the route's path)
+  std::vector<std::string> texts;  // at least one; "" allowed (embeds to just EOS)
+  std::string model;               // required in v2, "" when absent in v1
+  std::string input_type;          // as sent; "" when absent (v1 only)
+  // search_document / search_query (or absent) -> "retrieval";
+  // classification / clustering -> "classification".
+  std::string task = "retrieval";
+  // Requested types in request order without duplicates; {kFloat} when absent.
+  std::vector<EmbeddingType> embedding_types{EmbeddingType::kFloat};
+  // Response shape: v1 without `embedding_types` answers "embeddings_floats"
+  // (a bare list); otherwise "embeddings_by_type" (an object keyed by type).
+  bool by_type = true;
+  Truncate truncate = Truncate::kEnd;   // Cohere's default
+  std::optional<int> max_tokens;        // positive
+  std::optional<int> output_dimension;  // positive; the route checks it against the model
+};
+
+// `api_version` is 1 or 2. Throws ApiError (400 naming the field, 413 over
+// `limits`). v2 requires `model` and `input_type`, and takes the texts from
+// `texts` or from `inputs` ([{"content": [{"type": "text", "text": ...}]}],
+// the text parts of one input joined by "\n"). Images are refused (400).
+CohereEmbedRequest parse_cohere_embed_request(const nlohmann::json& body, int api_version,
+                                              const RequestLimits& limits = {});
+
+// The response for `request` given one vector per text (L2-normalized, at
+// the requested dimension; int8/uint8/binary assume unit length).
+// v1 floats: {"id","response_type":"embeddings_floats","embeddings":[[...]],
+//             "texts","meta"}
+// otherwise: {"id","response_type":"embeddings_by_type",
+//             "embeddings":{"float":[[...]],"int8":[[...]],...},"texts","meta"}
+// with only the requested types, and meta = {"api_version":{"version":"1"|"2"},
+// "billed_units":{"input_tokens":N}}. A fresh random id when `id` is empty.
+nlohmann::json cohere_embed_response(const CohereEmbedRequest& request,
+                                     const std::vector<std::vector<float>>& vectors,
+                                     int64_t input_tokens, std::string id = {});
+
+}  // namespace rwkv::api

@@ -1,0 +1,43 @@
+// OpenAI `POST /v1/embeddings`: request parsing and validation, response body.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "api/limits.h"
+
+namespace rwkv::api {
+
+// One item of `input`: a text, or token ids used as given (the route appends
+// EOS unless one is present).
+struct EmbeddingInput {
+  bool is_tokens = false;
+  std::string text;             // when !is_tokens; may be "" (embeds to just EOS)
+  std::vector<int32_t> tokens;  // when is_tokens; every id is in the World vocabulary
+};
+
+struct EmbeddingsRequest {
+  std::vector<EmbeddingInput> inputs;  // at least one
+  std::string model;                   // "" when absent
+  bool base64 = false;                 // encoding_format == "base64"
+  std::optional<int> dimensions;       // positive; the route checks it against the model
+  std::string task = "retrieval";      // extension: "retrieval" | "sts" | "classification"
+  bool normalize = true;               // extension: L2-normalize the output
+};
+
+// `input`: string | string[] | int[] | int[][]. Throws ApiError: 400 for a
+// bad field (param names it), 413 for more inputs, bytes or tokens than
+// `limits` allow.
+EmbeddingsRequest parse_embeddings_request(const nlohmann::json& body,
+                                           const RequestLimits& limits = {});
+
+// {"object":"list","data":[{"object":"embedding","index":i,"embedding":...}],
+//  "model":...,"usage":{"prompt_tokens":N,"total_tokens":N}}, with each
+// embedding a float array or base64 of little-endian float32.
+nlohmann::json embeddings_response(const std::vector<std::vector<float>>& vectors, bool base64,
+                                   const std::string& model, int64_t prompt_tokens);
+
+}  // namespace rwkv::api
