@@ -23,4 +23,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# Python packages for the build (OpenAPI conversion) and the integration tests.
+python3 -m pip install --quiet --disable-pip-version-check -r tests/integration/requirements.txt
+
 scripts/fetch-vocab.sh

@@ -23,7 +23,9 @@ struct RequestRecord {
 };
 thread_local RequestRecord* current_request = nullptr;
 
+// The end of a request: metrics, access log, and it no longer counts as in flight.
 void log_request(const RequestRecord& r, int status) {
+  r.ctx->in_flight--;
   const double seconds = std::chrono::duration<double>(Clock::now() - r.start).count();
   r.ctx->metrics.observe_request(r.route, status, seconds);
   if (r.ctx->options.log_format == "json") {
@@ -81,8 +83,12 @@ void add_route(httplib::Server& http, ServerContext& ctx, const RouteSpec& spec,
   auto wrapped = [&ctx, spec, handler = std::move(handler)](const httplib::Request& req,
                                                             httplib::Response& res) {
     RequestRecord record{req.method, req.path, spec.pattern, req.remote_addr, Clock::now(), &ctx};
+    ctx.in_flight++;
     current_request = &record;
-    if (spec.needs_auth && !authorized(ctx.options.api_keys, req.get_header_value("Authorization"))) {
+    if (ctx.draining && spec.needs_auth) {
+      send_error(res, spec.errors, api::ApiError::unavailable("the server is shutting down"));
+      res.set_header("Retry-After", "5");
+    } else if (spec.needs_auth && !authorized(ctx.options.api_keys, req.get_header_value("Authorization"))) {
       send_error(res, spec.errors, api::ApiError::unauthorized("invalid or missing API key"));
       res.set_header("WWW-Authenticate", "Bearer");
     } else {

@@ -64,6 +64,20 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
       "LOG_FORMAT");
 }
 
+// Sets, from the TOML file, every option that neither a flag nor an
+// environment variable gave (so flags > variables > file).
+void apply_config_file(CLI::App& cmd, const std::string& path) {
+  for (const CLI::ConfigItem& item : CLI::ConfigTOML().from_file(path)) {
+    if (item.name == "++" || item.name == "--") continue;  // section markers
+    CLI::Option* opt = cmd.get_option_no_throw("--" + item.name);
+    if (opt == nullptr || item.name == "config")
+      throw std::runtime_error(path + ": unknown option '" + item.name + "'");
+    if (opt->count() > 0) continue;
+    opt->add_result(item.inputs);
+    opt->run_callback();
+  }
+}
+
 std::unique_ptr<kernels::Backend> make_backend(const ServerOptions& o) {
   if (o.device == "cpu") return kernels::make_cpu_backend(o.threads);
   throw std::runtime_error("device '" + o.device + "' is not available in this build (use --device cpu)");
@@ -94,20 +108,23 @@ void load_model(ServerContext& ctx) {
                ctx.engine->has_reranker() ? "yes" : "no", ctx.engine->backend().name());
 }
 
-// SIGTERM/SIGINT are blocked in every thread and taken by this one, which
-// stops the HTTP server; main then drains the scheduler and exits 0.
-std::thread start_signal_thread(HttpServer& http) {
+// SIGTERM/SIGINT are blocked in every thread and taken by this one. It turns
+// new work away (503, /health too), waits until every accepted request has
+// been answered, then stops the HTTP server. (Stopping it first would cut the
+// streamed responses of requests still computing.)
+std::thread start_signal_thread(ServerContext& ctx, HttpServer& http) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
-  return std::thread([set, &http] {
+  return std::thread([set, &ctx, &http] {
     int sig = 0;
     sigwait(&set, &sig);
-    if (sig == SIGTERM || sig == SIGINT) {
-      spdlog::info("signal {}: draining in-flight requests, then exiting", sig);
-      http.stop();
-    }
+    spdlog::info("signal {}: finishing {} in-flight request(s), then exiting", sig, ctx.in_flight.load());
+    ctx.ready = false;
+    ctx.draining = true;
+    while (ctx.in_flight > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    http.stop();
   });
 }
 
@@ -125,7 +142,7 @@ int serve(ServerContext& ctx) {
     ctx.metrics.observe_step(s.sequences, s.tokens, s.seconds);
   });
   HttpServer http(ctx);
-  std::thread signals = start_signal_thread(http);
+  std::thread signals = start_signal_thread(ctx, http);
   signals.detach();  // ends with the process
   ctx.ready = true;
   const bool ok = http.listen();  // returns after stop(), in-flight requests done
@@ -140,8 +157,15 @@ int serve(ServerContext& ctx) {
 void add_serve_command(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("serve", "Run the HTTP server (the default command)");
   auto ctx = std::make_shared<ServerContext>();
+  auto config = std::make_shared<std::string>();
+  cmd->add_option("--config", *config,
+                  "TOML config file; keys are the long option names (see config/rwkv-emb-server.toml)")
+      ->envname("RWKV_EMB_CONFIG");
   add_options(*cmd, ctx->options);
-  cmd->callback([ctx, &exit_code] { exit_code = serve(*ctx); });
+  cmd->callback([cmd, config, ctx, &exit_code] {
+    if (!config->empty()) apply_config_file(*cmd, *config);
+    exit_code = serve(*ctx);
+  });
 }
 
 }  // namespace rwkv::server

@@ -37,7 +37,9 @@ struct ServerContext {
   std::unique_ptr<Scheduler> scheduler;
   Metrics metrics;
   bool demo_model = false;
-  std::atomic<bool> ready{false};
+  std::atomic<bool> ready{false};     // /health says 200
+  std::atomic<bool> draining{false};  // shutting down: new work gets 503
+  std::atomic<int> in_flight{0};      // HTTP requests not yet fully answered
 
   const std::string& model_name() const { return options.served_model_names.front(); }
   // True when `name` is empty (clients may omit it) or one of the served names.

@@ -1,0 +1,106 @@
+"""Starts the real rwkv-emb-server binary on a free loopback port for the tests.
+
+The binary comes from $RWKV_EMB_SERVER (set by CTest) or build/rwkv-emb-server;
+fixtures from $RWKV_FIXTURES_DIR or ../shared/fixtures.
+"""
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+FIXTURES = pathlib.Path(os.environ.get("RWKV_FIXTURES_DIR", ROOT.parent / "shared" / "fixtures"))
+BINARY = pathlib.Path(os.environ.get("RWKV_EMB_SERVER", ROOT / "build" / "rwkv-emb-server"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One server process; `url` is its base address."""
+
+    def __init__(self, *args, env=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(f"/tmp/rwkv-emb-server-{self.port}.log", "w+")
+        self.proc = subprocess.Popen(
+            [str(BINARY), "serve", "--port", str(self.port), *args],
+            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if requests.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("server did not become healthy:\n" + self.output())
+
+    def output(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def post(self, path, body, **kw):
+        return requests.post(self.url + path, json=body, timeout=60, **kw)
+
+    def get(self, path, **kw):
+        return requests.get(self.url + path, timeout=60, **kw)
+
+    def terminate(self, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def require_fixtures():
+    if not (FIXTURES / "expected.json").exists():
+        pytest.skip(f"\n\n*** FIXTURES MISSING: {FIXTURES} not found; numeric checks SKIPPED ***\n")
+
+
+@pytest.fixture(scope="session")
+def expected():
+    require_fixtures()
+    return json.loads((FIXTURES / "expected.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def fixture_server():
+    """The fixture model with the rr_idx reranker, served as 'rwkv-fixture' (alias 'alias-name')."""
+    require_fixtures()
+    server = Server("--model", str(FIXTURES / "embedding.pth"),
+                    "--reranker", str(FIXTURES / "reranker_idx.pth"),
+                    "--served-model-name", "rwkv-fixture,alias-name")
+    yield server
+    assert server.terminate() == 0, server.output()
+
+
+@pytest.fixture()
+def make_server():
+    """Starts servers with custom flags; stops them after the test."""
+    servers = []
+
+    def start(*args, env=None):
+        servers.append(Server(*args, env=env))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.terminate()
