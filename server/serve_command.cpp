@@ -18,6 +18,10 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
   auto env = [](CLI::Option* opt, const char* name) { opt->envname(std::string("RWKV_EMB_") + name); };
   env(cmd.add_option("--model", o.model_path, "Embedding checkpoint (.pth/.safetensors); none: demo model"), "MODEL");
   env(cmd.add_option("--reranker", o.reranker_path, "Reranker checkpoint"), "RERANKER");
+  env(cmd.add_option("--demo-shape", o.demo_shape,
+                     "Shape of the random model served without --model (0.1b: for benchmarks)")
+          ->capture_default_str()->check(CLI::IsMember({"small", "0.1b"})),
+      "DEMO_SHAPE");
   env(cmd.add_option("--served-model-name", o.served_model_names,
                      "Model name(s) clients may send; the first is reported")
           ->delimiter(','),
@@ -90,8 +94,9 @@ void load_model(ServerContext& ctx) {
     ctx.demo_model = true;
     spdlog::warn("*** No --model given: serving a RANDOM DEMO MODEL. Its embeddings and scores are "
                  "MEANINGLESS; use it only to try the API. ***");
-    model = make_random_embedding_checkpoint(ModelShape::demo(), 0);
-    if (o.reranker_path.empty()) reranker = make_random_reranker_checkpoint(ModelShape::demo(), 1);
+    const ModelShape shape = o.demo_shape == "0.1b" ? ModelShape::tiny_01b() : ModelShape::demo();
+    model = make_random_embedding_checkpoint(shape, 0);
+    if (o.reranker_path.empty()) reranker = make_random_reranker_checkpoint(shape, 1);
   } else {
     spdlog::info("loading {}", o.model_path);
     model = load_checkpoint(o.model_path);

@@ -17,6 +17,7 @@ struct ServerOptions {
   int port = 8080;
   std::string model_path;     // empty: the random demo model
   std::string reranker_path;  // empty: no reranker (demo: a random one)
+  std::string demo_shape = "small";  // random model without --model: small | 0.1b (benchmarks)
   std::vector<std::string> served_model_names;  // first is the canonical name
   std::string device = "cpu";
   int threads = 0;
