@@ -7,17 +7,12 @@
 #include "engine/engine.h"
 #include "engine/random_model.h"
 #include "engine/tokenizer.h"
+#include "tests/random_tokens.h"
 
 namespace rwkv {
 namespace {
 
-std::vector<int32_t> random_tokens(std::mt19937& rng, int n) {
-  std::uniform_int_distribution<int32_t> id(1, 65529);
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = id(rng);
-  t.back() = Tokenizer::kEos;
-  return t;
-}
+using test::random_tokens;
 
 struct Outputs {
   std::vector<float> embedding, shift, wkv;

@@ -10,17 +10,12 @@
 
 #include "engine/random_model.h"
 #include "engine/tokenizer.h"
+#include "tests/random_tokens.h"
 
 namespace rwkv {
 namespace {
 
-std::vector<int32_t> random_tokens(std::mt19937& rng, int n) {
-  std::uniform_int_distribution<int32_t> id(1, 65529);
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = id(rng);
-  t.back() = Tokenizer::kEos;
-  return t;
-}
+using test::random_tokens;
 
 const Checkpoint& model() {
   static const Checkpoint m = make_random_embedding_checkpoint(ModelShape::demo(), 11);
@@ -79,7 +74,7 @@ TEST(Scheduler, ConcurrentClientsGetTheirSingleRequestResults) {
 TEST(Scheduler, ShortRequestDoesNotWaitForALongDocument) {
   std::mt19937 rng(6);
   EngineOptions opt;
-  opt.chunk_tokens = 64;
+  opt.chunk_tokens = 256;
   auto engine = make_engine(opt);
   Scheduler scheduler(*engine, {});
   auto long_doc = scheduler.submit({job(random_tokens(rng, 16384))});
