@@ -1,0 +1,438 @@
+#include "engine/state_blob.h"
+
+#include <zlib.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace rwkv {
+
+static_assert(std::endian::native == std::endian::little,
+              "the state format is little-endian; this code copies tensors as they are in memory");
+
+namespace {
+
+// ---- Little-endian header fields ----
+
+template <typename T>
+void put_le(std::string& out, size_t offset, T value) {
+  for (size_t i = 0; i < sizeof(T); ++i) out[offset + i] = char((uint64_t(value) >> (8 * i)) & 0xff);
+}
+
+template <typename T>
+T get_le(std::string_view in, size_t offset) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) v |= uint64_t(uint8_t(in[offset + i])) << (8 * i);
+  return T(v);
+}
+
+// Header layout (docs/state-format.md).
+constexpr size_t kOffVersion = 8, kOffHeaderBytes = 10, kOffDtype = 12, kOffFingerprint = 16,
+                 kOffLayers = 32, kOffHeads = 36, kOffChannels = 40, kOffHeadSize = 44, kOffTokens = 48,
+                 kOffPayload = 56;
+
+// Limits far above any real model that keep the size arithmetic in range.
+constexpr uint32_t kMaxLayers = 4096, kMaxHeads = 4096, kMaxChannels = 1 << 20;
+
+StateBlobError malformed(const std::string& message) {
+  return StateBlobError(StateBlobError::Kind::kMalformed, "invalid state blob: " + message);
+}
+
+uint64_t shift_count(StateShape s) { return uint64_t(s.layers) * 2 * s.channels; }
+uint64_t wkv_count(StateShape s) { return uint64_t(s.layers) * s.heads * kStateHeadSize * kStateHeadSize; }
+
+// ---- The fingerprint hash ----
+
+// A streaming 4-lane multiply-rotate hash (xxHash-style construction, own
+// parameters) with a 256-bit running state and a 128-bit result.
+class FastHasher {
+ public:
+  void update(const void* data, size_t n) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    total_ += n;
+    if (buffered_ > 0) {
+      const size_t take = std::min(n, sizeof(buffer_) - buffered_);
+      std::memcpy(buffer_ + buffered_, p, take);
+      buffered_ += take;
+      p += take;
+      n -= take;
+      if (buffered_ < sizeof(buffer_)) return;
+      stripe(buffer_);
+      buffered_ = 0;
+    }
+    for (; n >= sizeof(buffer_); p += sizeof(buffer_), n -= sizeof(buffer_)) stripe(p);
+    std::memcpy(buffer_, p, n);
+    buffered_ = n;
+  }
+  void update_u64(uint64_t v) { update(&v, sizeof(v)); }
+
+  ModelFingerprint finish() {
+    uint64_t tail[4] = {};
+    std::memcpy(tail, buffer_, buffered_);
+    for (int i = 0; i < 4; ++i) lane_[i] = round(lane_[i], tail[i] ^ (uint64_t(buffered_) << 56));
+    const uint64_t h1 = avalanche(std::rotl(lane_[0], 1) + std::rotl(lane_[1], 7) + std::rotl(lane_[2], 12) +
+                                  std::rotl(lane_[3], 18) + total_ * kP5);
+    const uint64_t h2 = avalanche((lane_[0] ^ std::rotl(lane_[2], 29)) * kP3 + (lane_[1] ^ std::rotl(lane_[3], 41)) * kP4 +
+                                  h1 + total_);
+    ModelFingerprint f;
+    std::memcpy(f.bytes.data(), &h1, 8);
+    std::memcpy(f.bytes.data() + 8, &h2, 8);
+    return f;
+  }
+
+ private:
+  static constexpr uint64_t kP1 = 0x9E3779B185EBCA87ull, kP2 = 0xC2B2AE3D27D4EB4Full, kP3 = 0x165667B19E3779F9ull,
+                            kP4 = 0x85EBCA77C2B2AE63ull, kP5 = 0x27D4EB2F165667C5ull;
+  static uint64_t round(uint64_t acc, uint64_t input) { return std::rotl(acc + input * kP2, 31) * kP1; }
+  static uint64_t avalanche(uint64_t h) {
+    h ^= h >> 33;
+    h *= kP2;
+    h ^= h >> 29;
+    h *= kP3;
+    h ^= h >> 32;
+    return h;
+  }
+  void stripe(const uint8_t* p) {
+    uint64_t w[4];
+    std::memcpy(w, p, sizeof(w));
+    for (int i = 0; i < 4; ++i) lane_[i] = round(lane_[i], w[i]);
+  }
+
+  uint64_t lane_[4] = {kP1 + kP2, kP2, 0x5257'4B56'2D65'6D62ull /* "RWKV-emb" */, 0 - kP1};
+  uint8_t buffer_[32];
+  size_t buffered_ = 0;
+  uint64_t total_ = 0;
+};
+
+// ---- SHA-256 ----
+
+constexpr uint32_t kSha256K[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+void sha256_block(uint32_t h[8], const uint8_t* block) {
+  uint32_t w[64];
+  for (int i = 0; i < 16; ++i)
+    w[i] = uint32_t(block[4 * i]) << 24 | uint32_t(block[4 * i + 1]) << 16 | uint32_t(block[4 * i + 2]) << 8 |
+           uint32_t(block[4 * i + 3]);
+  for (int i = 16; i < 64; ++i) {
+    const uint32_t s0 = std::rotr(w[i - 15], 7) ^ std::rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
+    const uint32_t s1 = std::rotr(w[i - 2], 17) ^ std::rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
+    w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+  }
+  uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
+  for (int i = 0; i < 64; ++i) {
+    const uint32_t t1 = k + (std::rotr(e, 6) ^ std::rotr(e, 11) ^ std::rotr(e, 25)) + ((e & f) ^ (~e & g)) +
+                        kSha256K[i] + w[i];
+    const uint32_t t2 = (std::rotr(a, 2) ^ std::rotr(a, 13) ^ std::rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+    k = g;
+    g = f;
+    f = e;
+    e = d + t1;
+    d = c;
+    c = b;
+    b = a;
+    a = t1 + t2;
+  }
+  h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += k;
+}
+
+// ---- Tensor (de)serialization ----
+
+void write_values(char* out, const std::vector<float>& values, StateDtype dtype) {
+  switch (dtype) {
+    case StateDtype::kFloat32:
+      std::memcpy(out, values.data(), values.size() * sizeof(float));
+      return;
+    case StateDtype::kFloat16:
+      for (size_t i = 0; i < values.size(); ++i) {
+        uint16_t h = float_to_half(values[i]);
+        if ((h & 0x7fff) == 0x7c00 && std::isfinite(values[i])) h = (h & 0x8000) | 0x7bff;  // saturate
+        std::memcpy(out + 2 * i, &h, 2);
+      }
+      return;
+    case StateDtype::kBfloat16:
+      for (size_t i = 0; i < values.size(); ++i) {
+        uint16_t b = float_to_bfloat16(values[i]);
+        if ((b & 0x7fff) == 0x7f80 && std::isfinite(values[i])) b = (b & 0x8000) | 0x7f7f;  // saturate
+        std::memcpy(out + 2 * i, &b, 2);
+      }
+      return;
+  }
+}
+
+void read_values(const char* in, std::vector<float>& values, StateDtype dtype) {
+  switch (dtype) {
+    case StateDtype::kFloat32:
+      std::memcpy(values.data(), in, values.size() * sizeof(float));
+      return;
+    case StateDtype::kFloat16:
+      for (size_t i = 0; i < values.size(); ++i) {
+        uint16_t h;
+        std::memcpy(&h, in + 2 * i, 2);
+        values[i] = half_to_float(h);
+      }
+      return;
+    case StateDtype::kBfloat16:
+      for (size_t i = 0; i < values.size(); ++i) {
+        uint16_t b;
+        std::memcpy(&b, in + 2 * i, 2);
+        values[i] = bfloat16_to_float(b);
+      }
+      return;
+  }
+}
+
+bool all_finite(const std::vector<float>& values) {
+  bool ok = true;
+  for (float v : values) ok &= std::isfinite(v);
+  return ok;
+}
+
+}  // namespace
+
+// ---- Dtypes ----
+
+std::string_view state_dtype_name(StateDtype dtype) {
+  switch (dtype) {
+    case StateDtype::kFloat32: return "float32";
+    case StateDtype::kFloat16: return "float16";
+    case StateDtype::kBfloat16: return "bfloat16";
+  }
+  return "unknown";
+}
+
+std::optional<StateDtype> parse_state_dtype(std::string_view name) {
+  if (name == "float32") return StateDtype::kFloat32;
+  if (name == "float16") return StateDtype::kFloat16;
+  if (name == "bfloat16") return StateDtype::kBfloat16;
+  return std::nullopt;
+}
+
+size_t state_dtype_bytes(StateDtype dtype) { return dtype == StateDtype::kFloat32 ? 4 : 2; }
+
+// ---- Fingerprint and shape ----
+
+std::string ModelFingerprint::hex() const { return to_hex(bytes.data(), bytes.size()); }
+
+ModelFingerprint model_fingerprint(const Checkpoint& embedding) {
+  FastHasher h;
+  h.update("rwkv-emb-fingerprint-v1", 23);
+  h.update_u64(embedding.tensors.size());
+  for (const auto& [name, tensor] : embedding.tensors) {  // std::map: name order
+    h.update_u64(name.size());
+    h.update(name.data(), name.size());
+    h.update_u64(tensor.shape.size());
+    for (int64_t d : tensor.shape) h.update_u64(uint64_t(d));
+    h.update_u64(tensor.data.size());
+    h.update(tensor.data.data(), tensor.data.size() * sizeof(float));
+  }
+  return h.finish();
+}
+
+std::string StateShape::to_string() const {
+  return "L=" + std::to_string(layers) + " H=" + std::to_string(heads) + " C=" + std::to_string(channels);
+}
+
+StateShape state_shape_of(const EmbeddingWeights& model) {
+  return {uint32_t(model.stack.layers), uint32_t(model.stack.heads), uint32_t(model.stack.channels)};
+}
+
+uint64_t state_blob_size(StateShape shape, StateDtype dtype) {
+  return kStateHeaderBytes + (shift_count(shape) + wkv_count(shape)) * state_dtype_bytes(dtype) + kStateTrailerBytes;
+}
+
+// ---- Encode / decode ----
+
+std::string encode_state(const SequenceState& state, const ModelFingerprint& fingerprint, StateShape shape,
+                         StateDtype dtype, uint64_t tokens) {
+  if (state.shift.size() != shift_count(shape) || state.wkv.size() != wkv_count(shape))
+    throw std::invalid_argument("encode_state: the state's sizes do not match " + shape.to_string());
+  const size_t elem = state_dtype_bytes(dtype);
+  const uint64_t payload = (shift_count(shape) + wkv_count(shape)) * elem;
+  std::string out(kStateHeaderBytes + payload + kStateTrailerBytes, '\0');
+  std::memcpy(out.data(), kStateMagic.data(), kStateMagic.size());
+  put_le<uint16_t>(out, kOffVersion, kStateFormatVersion);
+  put_le<uint16_t>(out, kOffHeaderBytes, uint16_t(kStateHeaderBytes));
+  put_le<uint32_t>(out, kOffDtype, uint32_t(dtype));
+  std::memcpy(out.data() + kOffFingerprint, fingerprint.bytes.data(), fingerprint.bytes.size());
+  put_le<uint32_t>(out, kOffLayers, shape.layers);
+  put_le<uint32_t>(out, kOffHeads, shape.heads);
+  put_le<uint32_t>(out, kOffChannels, shape.channels);
+  put_le<uint32_t>(out, kOffHeadSize, kStateHeadSize);
+  put_le<uint64_t>(out, kOffTokens, tokens);
+  put_le<uint64_t>(out, kOffPayload, payload);
+  write_values(out.data() + kStateHeaderBytes, state.shift, dtype);
+  write_values(out.data() + kStateHeaderBytes + state.shift.size() * elem, state.wkv, dtype);
+  const size_t body = kStateHeaderBytes + payload;
+  put_le<uint32_t>(out, body, crc32_of(std::string_view(out.data(), body)));
+  return out;
+}
+
+StateBlobInfo read_state_header(std::string_view blob) {
+  const size_t magic_part = std::min(blob.size(), kStateMagic.size());
+  if (blob.empty() || blob.substr(0, magic_part) != kStateMagic.substr(0, magic_part))
+    throw malformed("it does not start with the magic \"RWKVSTAT\" (not an rwkv-emb-server state)");
+  if (blob.size() < kStateHeaderBytes)
+    throw malformed("truncated: " + std::to_string(blob.size()) + " bytes, shorter than the " +
+                    std::to_string(kStateHeaderBytes + kStateTrailerBytes) + "-byte header and checksum");
+  StateBlobInfo info;
+  info.version = get_le<uint16_t>(blob, kOffVersion);
+  if (info.version != kStateFormatVersion)
+    throw malformed("format version " + std::to_string(info.version) + " is not supported (this server reads version " +
+                    std::to_string(kStateFormatVersion) + ")");
+  const uint16_t header_bytes = get_le<uint16_t>(blob, kOffHeaderBytes);
+  if (header_bytes != kStateHeaderBytes)
+    throw malformed("header size " + std::to_string(header_bytes) + ", expected " + std::to_string(kStateHeaderBytes));
+  const uint32_t dtype = get_le<uint32_t>(blob, kOffDtype);
+  if (dtype > uint32_t(StateDtype::kBfloat16))
+    throw malformed("unknown dtype code " + std::to_string(dtype) + " (0 float32, 1 float16, 2 bfloat16)");
+  info.dtype = StateDtype(dtype);
+  std::memcpy(info.fingerprint.bytes.data(), blob.data() + kOffFingerprint, info.fingerprint.bytes.size());
+  info.shape = {get_le<uint32_t>(blob, kOffLayers), get_le<uint32_t>(blob, kOffHeads),
+                get_le<uint32_t>(blob, kOffChannels)};
+  const StateShape& s = info.shape;
+  if (s.layers == 0 || s.layers > kMaxLayers || s.heads == 0 || s.heads > kMaxHeads || s.channels == 0 ||
+      s.channels > kMaxChannels)
+    throw malformed("implausible dimensions " + s.to_string());
+  const uint32_t head_size = get_le<uint32_t>(blob, kOffHeadSize);
+  if (head_size != kStateHeadSize)
+    throw malformed("head size " + std::to_string(head_size) + ", expected " + std::to_string(kStateHeadSize));
+  info.tokens = get_le<uint64_t>(blob, kOffTokens);
+  const uint64_t payload = get_le<uint64_t>(blob, kOffPayload);
+  const uint64_t want_payload = (shift_count(s) + wkv_count(s)) * state_dtype_bytes(info.dtype);
+  if (payload != want_payload)
+    throw malformed("payload size field says " + std::to_string(payload) + " bytes, but " + s.to_string() + " in " +
+                    std::string(state_dtype_name(info.dtype)) + " takes " + std::to_string(want_payload));
+  info.bytes = kStateHeaderBytes + payload + kStateTrailerBytes;
+  return info;
+}
+
+StateBlobInfo inspect_state_blob(std::string_view blob) {
+  const StateBlobInfo info = read_state_header(blob);
+  if (blob.size() < info.bytes)
+    throw malformed("truncated: " + std::to_string(blob.size()) + " bytes, the header announces " +
+                    std::to_string(info.bytes));
+  if (blob.size() > info.bytes)
+    throw malformed("oversized: " + std::to_string(blob.size()) + " bytes, the header announces " +
+                    std::to_string(info.bytes) + " (trailing data)");
+  const size_t body = info.bytes - kStateTrailerBytes;
+  const uint32_t stored = get_le<uint32_t>(blob, body);
+  const uint32_t actual = crc32_of(blob.substr(0, body));
+  if (stored != actual) throw malformed("checksum mismatch (the blob is corrupted)");
+  return info;
+}
+
+SequenceState decode_state(std::string_view blob, const ModelFingerprint& fingerprint, StateShape shape,
+                           StateBlobInfo* info_out) {
+  const StateBlobInfo info = inspect_state_blob(blob);
+  if (info.shape != shape)
+    throw StateBlobError(StateBlobError::Kind::kShape, "the state has shape " + info.shape.to_string() +
+                                                           ", but this server's model has " + shape.to_string());
+  if (info.fingerprint != fingerprint)
+    throw StateBlobError(StateBlobError::Kind::kModel,
+                         "the state was computed by another model (fingerprint " + info.fingerprint.hex() +
+                             "; this server's model is " + fingerprint.hex() + "); recompute it with POST /v1/states");
+  SequenceState state;
+  state.shift.resize(shift_count(shape));
+  state.wkv.resize(wkv_count(shape));
+  const size_t elem = state_dtype_bytes(info.dtype);
+  read_values(blob.data() + kStateHeaderBytes, state.shift, info.dtype);
+  read_values(blob.data() + kStateHeaderBytes + state.shift.size() * elem, state.wkv, info.dtype);
+  if (!all_finite(state.shift) || !all_finite(state.wkv))
+    throw malformed("it holds NaN or infinite values");
+  if (info_out) *info_out = info;
+  return state;
+}
+
+// ---- Helpers ----
+
+uint32_t crc32_of(std::string_view data, uint32_t crc) {
+  uLong c = crc;
+  constexpr size_t kStep = size_t(1) << 30;  // zlib takes uInt lengths
+  for (size_t off = 0; off < data.size(); off += kStep) {
+    const size_t n = std::min(kStep, data.size() - off);
+    c = ::crc32(c, reinterpret_cast<const Bytef*>(data.data() + off), uInt(n));
+  }
+  return uint32_t(c);
+}
+
+std::array<uint8_t, 32> sha256(std::string_view data) {
+  uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  size_t off = 0;
+  for (; off + 64 <= data.size(); off += 64) sha256_block(h, reinterpret_cast<const uint8_t*>(data.data() + off));
+  uint8_t last[128] = {};
+  const size_t rest = data.size() - off;
+  std::memcpy(last, data.data() + off, rest);
+  last[rest] = 0x80;
+  const size_t blocks = rest + 1 + 8 <= 64 ? 1 : 2;
+  const uint64_t bits = uint64_t(data.size()) * 8;
+  for (int i = 0; i < 8; ++i) last[blocks * 64 - 1 - i] = uint8_t(bits >> (8 * i));
+  for (size_t b = 0; b < blocks; ++b) sha256_block(h, last + 64 * b);
+  std::array<uint8_t, 32> out;
+  for (int i = 0; i < 8; ++i)
+    for (int j = 0; j < 4; ++j) out[4 * i + j] = uint8_t(h[i] >> (24 - 8 * j));
+  return out;
+}
+
+std::string to_hex(const uint8_t* bytes, size_t n) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string s(2 * n, '0');
+  for (size_t i = 0; i < n; ++i) {
+    s[2 * i] = kDigits[bytes[i] >> 4];
+    s[2 * i + 1] = kDigits[bytes[i] & 15];
+  }
+  return s;
+}
+
+uint16_t float_to_half(float value) {
+  const uint32_t x = std::bit_cast<uint32_t>(value);
+  const uint16_t sign = uint16_t((x >> 16) & 0x8000);
+  const uint32_t exp = (x >> 23) & 0xff;
+  uint32_t mant = x & 0x7fffff;
+  if (exp == 0xff) return uint16_t(sign | 0x7c00 | (mant ? 0x200 : 0));  // Inf, NaN (quiet)
+  const int e = int(exp) - 127 + 15;
+  if (e >= 31) return uint16_t(sign | 0x7c00);  // overflow
+  if (e <= 0) {                                 // half subnormal or zero
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const int shift = 14 - e;
+    uint32_t h = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1), halfway = 1u << (shift - 1);
+    if (rem > halfway || (rem == halfway && (h & 1))) ++h;
+    return uint16_t(sign | h);
+  }
+  uint32_t h = uint32_t(sign) | uint32_t(e) << 10 | mant >> 13;
+  const uint32_t rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) ++h;  // a carry may round up to Inf: correct
+  return uint16_t(h);
+}
+
+float half_to_float(uint16_t bits) {
+  const uint32_t sign = uint32_t(bits & 0x8000) << 16;
+  const uint32_t exp = (bits >> 10) & 0x1f, mant = bits & 0x3ff;
+  if (exp == 0) {
+    const float v = std::ldexp(float(mant), -24);
+    return sign ? -v : v;
+  }
+  if (exp == 31) return std::bit_cast<float>(sign | 0x7f800000 | mant << 13);
+  return std::bit_cast<float>(sign | (exp - 15 + 127) << 23 | mant << 13);
+}
+
+uint16_t float_to_bfloat16(float value) {
+  const uint32_t x = std::bit_cast<uint32_t>(value);
+  if ((x & 0x7fffffff) > 0x7f800000) return uint16_t((x >> 16) | 0x40);  // NaN stays NaN (quiet)
+  return uint16_t((x + 0x7fff + ((x >> 16) & 1)) >> 16);
+}
+
+float bfloat16_to_float(uint16_t bits) { return std::bit_cast<float>(uint32_t(bits) << 16); }
+
+}  // namespace rwkv
