@@ -7,6 +7,8 @@
 #include <cstring>
 #include <limits>
 
+#include "engine/pth_loader.h"
+
 namespace rwkv {
 
 static_assert(std::endian::native == std::endian::little,
@@ -416,23 +418,10 @@ uint16_t float_to_half(float value) {
   return uint16_t(h);
 }
 
-float half_to_float(uint16_t bits) {
-  const uint32_t sign = uint32_t(bits & 0x8000) << 16;
-  const uint32_t exp = (bits >> 10) & 0x1f, mant = bits & 0x3ff;
-  if (exp == 0) {
-    const float v = std::ldexp(float(mant), -24);
-    return sign ? -v : v;
-  }
-  if (exp == 31) return std::bit_cast<float>(sign | 0x7f800000 | mant << 13);
-  return std::bit_cast<float>(sign | (exp - 15 + 127) << 23 | mant << 13);
-}
-
 uint16_t float_to_bfloat16(float value) {
   const uint32_t x = std::bit_cast<uint32_t>(value);
   if ((x & 0x7fffffff) > 0x7f800000) return uint16_t((x >> 16) | 0x40);  // NaN stays NaN (quiet)
   return uint16_t((x + 0x7fff + ((x >> 16) & 1)) >> 16);
 }
-
-float bfloat16_to_float(uint16_t bits) { return std::bit_cast<float>(uint32_t(bits) << 16); }
 
 }  // namespace rwkv

@@ -107,10 +107,9 @@ uint32_t crc32_of(std::string_view data, uint32_t crc = 0);
 std::array<uint8_t, 32> sha256(std::string_view data);
 std::string to_hex(const uint8_t* bytes, size_t n);
 
-// IEEE half and bfloat16, round to nearest even (NaN stays NaN).
+// float32 to IEEE half and bfloat16, round to nearest even (NaN stays NaN).
+// The other way: half_to_float and bfloat16_to_float of pth_loader.h.
 uint16_t float_to_half(float value);
-float half_to_float(uint16_t bits);
 uint16_t float_to_bfloat16(float value);
-float bfloat16_to_float(uint16_t bits);
 
 }  // namespace rwkv
