@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "engine/state_blob.h"
+
 namespace rwkv::server {
 
 bool constant_time_equal(std::string_view a, std::string_view b) {
@@ -19,6 +21,14 @@ bool authorized(const std::vector<std::string>& keys, std::string_view header) {
   bool ok = false;
   for (const std::string& key : keys) ok |= constant_time_equal(presented, key);  // no early exit
   return ok;
+}
+
+std::string state_owner(const std::vector<std::string>& keys, std::string_view header) {
+  if (keys.empty()) return "";
+  constexpr std::string_view kBearer = "Bearer ";
+  const std::string_view presented = header.starts_with(kBearer) ? header.substr(kBearer.size()) : header;
+  const auto digest = sha256(std::string("rwkv-emb-server state owner\n").append(presented));
+  return to_hex(digest.data(), 16);
 }
 
 }  // namespace rwkv::server

@@ -11,6 +11,12 @@ namespace rwkv::server {
 // are compared in constant time so response timing reveals nothing about them.
 bool authorized(const std::vector<std::string>& keys, std::string_view authorization_header);
 
+// Who owns the states a request creates or may use (/v1/states): "" when no
+// keys are configured, otherwise 32 hex digits of SHA-256 over the presented
+// key (never the key itself: owner ids are written to disk and Redis). Call
+// it after authorized() accepted the header.
+std::string state_owner(const std::vector<std::string>& keys, std::string_view authorization_header);
+
 // Equality whose running time depends only on the lengths, not the contents.
 bool constant_time_equal(std::string_view a, std::string_view b);
 

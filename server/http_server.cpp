@@ -30,6 +30,7 @@ HttpServer::HttpServer(ServerContext& ctx) : ctx_(ctx) {
   register_info_routes(http_, ctx);
   register_embedding_routes(http_, ctx);
   register_rerank_routes(http_, ctx);
+  register_state_routes(http_, ctx);
 }
 
 bool HttpServer::listen() {

@@ -24,5 +24,6 @@ class HttpServer {
 void register_info_routes(httplib::Server& http, ServerContext& ctx);
 void register_embedding_routes(httplib::Server& http, ServerContext& ctx);
 void register_rerank_routes(httplib::Server& http, ServerContext& ctx);
+void register_state_routes(httplib::Server& http, ServerContext& ctx);
 
 }  // namespace rwkv::server

@@ -57,6 +57,12 @@ void run_guarded(const Handler& handler, const httplib::Request& req, httplib::R
   } catch (const ShuttingDown& e) {
     send_error(res, style, api::ApiError::unavailable(e.what()));
     res.set_header("Retry-After", "5");
+  } catch (const StateStoreUnavailable& e) {
+    spdlog::error("{} {}: {}", req.method, req.path, e.what());
+    send_error(res, style, api::ApiError::unavailable("the state store is unavailable (see the server log); retry later"));
+    res.set_header("Retry-After", "5");
+  } catch (const StateStoreFull& e) {
+    send_error(res, style, api::ApiError(507, e.what()));
   } catch (const std::invalid_argument& e) {
     send_error(res, style, api::ApiError::bad_request(e.what()));
   } catch (const std::exception& e) {

@@ -58,7 +58,32 @@ Metrics::Metrics()
                             .Name("rwkv_emb_tokens_processed_total")
                             .Help("Tokens run through the model")
                             .Register(*registry_)
-                            .Add({})) {}
+                            .Add({})),
+      states_stored_(BuildGauge()
+                         .Name("rwkv_emb_states_stored")
+                         .Help("Cached document states in the state store")
+                         .Register(*registry_)
+                         .Add({})),
+      state_bytes_(BuildGauge()
+                       .Name("rwkv_emb_state_bytes")
+                       .Help("Bytes of the cached document states in the state store")
+                       .Register(*registry_)
+                       .Add({})),
+      state_hits_(BuildCounter()
+                      .Name("rwkv_emb_state_hits_total")
+                      .Help("Cached states found when read (rerank, download)")
+                      .Register(*registry_)
+                      .Add({})),
+      state_misses_(BuildCounter()
+                        .Name("rwkv_emb_state_misses_total")
+                        .Help("Cached states asked for and not found (missing, expired, evicted, other owner)")
+                        .Register(*registry_)
+                        .Add({})),
+      state_evictions_(BuildCounter()
+                           .Name("rwkv_emb_state_evictions_total")
+                           .Help("Cached states evicted to stay within the store's byte budget")
+                           .Register(*registry_)
+                           .Add({})) {}
 
 void Metrics::observe_request(const std::string& route, int status, double seconds) {
   requests_.Add({{"route", route}, {"status", std::to_string(status)}}).Increment();
@@ -77,7 +102,27 @@ void Metrics::set_queue(size_t requests, size_t tokens) {
   queue_tokens_.Set(double(tokens));
 }
 
+void Metrics::update_state_metrics() const {
+  if (!state_source_) return;
+  StateStoreStats now;
+  try {
+    now = state_source_();
+  } catch (const std::exception&) {
+    return;  // store unreachable: keep the last numbers
+  }
+  std::lock_guard lock(state_mutex_);
+  states_stored_.Set(double(now.states));
+  state_bytes_.Set(double(now.bytes));
+  // The store counts from its start; the counters take the growth.
+  if (now.hits > state_last_.hits) state_hits_.Increment(double(now.hits - state_last_.hits));
+  if (now.misses > state_last_.misses) state_misses_.Increment(double(now.misses - state_last_.misses));
+  if (now.evictions > state_last_.evictions)
+    state_evictions_.Increment(double(now.evictions - state_last_.evictions));
+  state_last_ = now;
+}
+
 std::string Metrics::serialize() const {
+  update_state_metrics();
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 

@@ -7,8 +7,12 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+
+#include "engine/state_store.h"
 
 namespace rwkv::server {
 
@@ -21,6 +25,9 @@ class Metrics {
   // One engine step.
   void observe_step(int sequences, int tokens, double seconds);
   void set_queue(size_t requests, size_t tokens);
+
+  // Where the state store's numbers come from; read at every serialize().
+  void set_state_source(std::function<StateStoreStats()> source) { state_source_ = std::move(source); }
 
   // The text exposition format.
   std::string serialize() const;
@@ -37,6 +44,15 @@ class Metrics {
   prometheus::Histogram& step_tokens_;
   prometheus::Histogram& step_seconds_;
   prometheus::Counter& tokens_processed_;
+  std::function<StateStoreStats()> state_source_;
+  prometheus::Gauge& states_stored_;
+  prometheus::Gauge& state_bytes_;
+  prometheus::Counter& state_hits_;
+  prometheus::Counter& state_misses_;
+  prometheus::Counter& state_evictions_;
+  mutable std::mutex state_mutex_;
+  mutable StateStoreStats state_last_;  // counters already exported
+  void update_state_metrics() const;
 };
 
 }  // namespace rwkv::server

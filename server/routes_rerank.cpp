@@ -1,14 +1,17 @@
 // Rerank routes: Cohere /v1/rerank (also Jina), /v2/rerank, and /rerank (TEI
 // or Jina shape). Text documents are scored online: one sequence per
 // (document, query) pair through the embedding model, then the reranker on
-// its final state.
+// its final state. {"state_id"} documents are scored offline: the query
+// alone, on a copy of the cached document state (/v1/states).
 #include <cmath>
+#include <map>
 
 #include "api/rerank.h"
 #include "engine/templates.h"
 #include "engine/tokenizer.h"
 #include "server/http_server.h"
 #include "server/http_util.h"
+#include "server/state_access.h"
 
 namespace rwkv::server {
 namespace {
@@ -41,11 +44,31 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api, const h
 
   std::vector<SequenceJob> jobs;
   int64_t tokens = 0;
+  std::vector<int32_t> query_tokens;  // offline: "Query: {query}" + EOS, billed per state document
+  std::map<std::string, std::shared_ptr<const SequenceState>> cached;
   for (size_t i = 0; i < r.documents.size(); ++i) {
     const api::RerankDocument& doc = r.documents[i];
-    if (doc.kind == api::RerankDocument::Kind::kState)
-      throw api::ApiError::not_found("documents[" + std::to_string(i) + "]: unknown state_id '" + doc.state_id + "'",
-                                     "documents");
+    if (doc.kind == api::RerankDocument::Kind::kState) {
+      if (query_tokens.empty()) {
+        query_tokens = Tokenizer::world().encode(rerank_query_text(r.query));
+        if (query_tokens.size() > size_t(ctx.options.max_input_tokens))
+          throw api::ApiError::bad_request("the query has " + std::to_string(query_tokens.size()) +
+                                               " tokens, more than the limit of " +
+                                               std::to_string(ctx.options.max_input_tokens),
+                                           "query");
+      }
+      auto& state = cached[doc.state_id];
+      if (!state)
+        state = load_cached_state(ctx, request_state_owner(ctx, req), doc.state_id, "documents[" + std::to_string(i) + "]");
+      SequenceJob job;
+      job.tokens = query_tokens;
+      job.initial = state;
+      job.wanted.heads = {false, false, false};
+      job.wanted.rerank = true;
+      tokens += int64_t(job.tokens.size());
+      jobs.push_back(std::move(job));
+      continue;
+    }
     SequenceJob job;
     job.tokens = Tokenizer::world().encode(rerank_online_text(truncate_document(doc.text, r.max_tokens_per_doc), r.query));
     if (job.tokens.size() > size_t(ctx.options.max_input_tokens))

@@ -66,6 +66,28 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
   env(cmd.add_option("--log-format", o.log_format, "Access log format")
           ->capture_default_str()->check(CLI::IsMember({"text", "json"})),
       "LOG_FORMAT");
+  env(cmd.add_option("--state-store", o.states.kind, "Where /v1/states keeps cached document states")
+          ->capture_default_str()->check(CLI::IsMember({"memory", "disk", "redis"})),
+      "STATE_STORE");
+  env(cmd.add_option("--state-dir", o.states.dir, "Folder of the disk state store (created with the first state)")
+          ->capture_default_str(),
+      "STATE_DIR");
+  env(cmd.add_option("--state-max-bytes", o.states.max_bytes,
+                     "State store budget in bytes. memory: least recently used states are evicted beyond it "
+                     "(0: 1 GiB); disk: new states are refused (507) beyond it (0: no limit)")
+          ->capture_default_str(),
+      "STATE_MAX_BYTES");
+  env(cmd.add_option("--redis-url", o.states.redis_url,
+                     "Redis of --state-store redis: redis://[[user]:password@]host[:port][/db]")
+          ->capture_default_str(),
+      "REDIS_URL");
+  env(cmd.add_option("--redis-key-prefix", o.states.redis_prefix, "Prefix of the Redis keys of states")
+          ->capture_default_str(),
+      "REDIS_KEY_PREFIX");
+  env(cmd.add_option("--state-dtype", o.state_dtype,
+                     "How new states are stored; float16 and bfloat16 take half the bytes")
+          ->capture_default_str()->check(CLI::IsMember({"float32", "float16", "bfloat16"})),
+      "STATE_DTYPE");
 }
 
 // Sets, from the TOML file, every option that neither a flag nor an
@@ -105,12 +127,13 @@ void load_model(ServerContext& ctx) {
     spdlog::info("loading {}", o.reranker_path);
     reranker = load_checkpoint(o.reranker_path);
   }
+  ctx.fingerprint = model_fingerprint(*model);  // ties cached states to these weights
   if (o.served_model_names.empty())
     o.served_model_names.push_back(ctx.demo_model ? "rwkv-emb-demo" : "rwkv-emb");
   ctx.engine = std::make_unique<Engine>(make_backend(o), *model, reranker ? &*reranker : nullptr, o.engine);
-  spdlog::info("model '{}': L={} C={} H={}, reranker: {}, backend: {}", ctx.model_name(),
+  spdlog::info("model '{}': L={} C={} H={}, reranker: {}, backend: {}, fingerprint {}", ctx.model_name(),
                ctx.engine->model().stack.layers, ctx.engine->channels(), ctx.engine->model().stack.heads,
-               ctx.engine->has_reranker() ? "yes" : "no", ctx.engine->backend().name());
+               ctx.engine->has_reranker() ? "yes" : "no", ctx.engine->backend().name(), ctx.fingerprint.hex());
 }
 
 // SIGTERM/SIGINT are blocked in every thread and taken by this one. It turns
@@ -142,6 +165,8 @@ int serve(ServerContext& ctx) {
   std::signal(SIGPIPE, SIG_IGN);
 
   load_model(ctx);
+  ctx.state_dtype = parse_state_dtype(ctx.options.state_dtype).value_or(StateDtype::kFloat32);
+  ctx.states = make_state_store(ctx.options.states);
   ctx.scheduler = std::make_unique<Scheduler>(*ctx.engine, ctx.options.scheduler);
   ctx.scheduler->on_step([&ctx](const StepStats& s) {
     ctx.metrics.observe_step(s.sequences, s.tokens, s.seconds);

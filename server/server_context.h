@@ -8,6 +8,8 @@
 
 #include "engine/engine.h"
 #include "engine/scheduler.h"
+#include "engine/state_blob.h"
+#include "engine/state_store.h"
 #include "server/metrics.h"
 
 namespace rwkv::server {
@@ -30,6 +32,8 @@ struct ServerOptions {
   int read_timeout_seconds = 10;
   std::vector<std::string> api_keys;
   std::string log_format = "text";  // text | json
+  StateStoreOptions states;           // /v1/states backend
+  std::string state_dtype = "float32";  // how new states are stored: float32 | float16 | bfloat16
 };
 
 struct ServerContext {
@@ -37,6 +41,9 @@ struct ServerContext {
   std::unique_ptr<Engine> engine;
   std::unique_ptr<Scheduler> scheduler;
   Metrics metrics;
+  std::unique_ptr<StateStore> states;   // cached document states (/v1/states)
+  ModelFingerprint fingerprint;         // of the embedding model, in every state blob
+  StateDtype state_dtype = StateDtype::kFloat32;
   bool demo_model = false;
   std::atomic<bool> ready{false};     // /health says 200
   std::atomic<bool> draining{false};  // shutting down: new work gets 503
