@@ -124,8 +124,10 @@ void respond_when_done(httplib::Response& res, ServerContext& ctx,
   auto record = std::make_shared<RequestRecord>(current_request ? *current_request : RequestRecord{});
   record->ctx = &ctx;
   res.status = 200;
+  // With a charset parameter httplib does not gzip the body: the compressor
+  // would hold the heartbeat spaces back and the client's read would time out.
   res.set_chunked_content_provider(
-      "application/json",
+      "application/json; charset=utf-8",
       [pending, build](size_t, httplib::DataSink& sink) {
         while (!pending->wait_for(kHeartbeat)) {
           if (!sink.write(" ", 1)) {  // the client is gone
