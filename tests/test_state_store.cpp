@@ -1,0 +1,484 @@
+// The state stores behind one interface: the same contract for memory, disk
+// and Redis (a real redis-server started here on a free loopback port;
+// skipped loudly when the binary is missing), then what each adds: LRU
+// eviction within the budget (memory), restart and corruption handling
+// (disk), sharing and outages (Redis).
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "engine/disk_state_store.h"
+#include "engine/memory_state_store.h"
+#include "engine/redis_state_store.h"
+#include "engine/state_store.h"
+
+namespace rwkv {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+constexpr StateShape kShape{1, 1, 64};
+
+std::shared_ptr<const std::string> blob(uint32_t seed, uint64_t tokens = 7) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d;
+  SequenceState st;
+  st.shift.resize(2 * 64);
+  st.wkv.resize(64 * 64);
+  for (float& x : st.shift) x = d(rng);
+  for (float& x : st.wkv) x = d(rng);
+  ModelFingerprint f;
+  f.bytes.fill(3);
+  return std::make_shared<const std::string>(encode_state(st, f, kShape, StateDtype::kFloat32, tokens));
+}
+const uint64_t kBlobBytes = state_blob_size(kShape, StateDtype::kFloat32);
+
+StateMeta meta(std::string owner, std::string id, int64_t expires_ms = 0) {
+  StateMeta m;
+  m.owner = std::move(owner);
+  m.id = std::move(id);
+  m.created_ms = unix_now_ms();
+  m.expires_ms = expires_ms;
+  return m;
+}
+
+fs::path temp_dir(const std::string& tag) {
+  const fs::path p = fs::temp_directory_path() /
+                     ("rwkv-state-test-" + tag + "-" + std::to_string(::getpid()) + "-" +
+                      std::to_string(std::random_device{}()));
+  fs::remove_all(p);
+  return p;
+}
+
+int free_port() {
+  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(s);
+  return ntohs(a.sin_port);
+}
+
+std::string redis_server_binary() {
+  for (const char* p : {"/usr/bin/redis-server", "/usr/local/bin/redis-server"})
+    if (fs::exists(p)) return p;
+  return "";
+}
+
+// A throwaway redis-server: loopback only, no persistence, in a temp folder.
+class RedisProcess {
+ public:
+  explicit RedisProcess(int port = 0) : port_(port ? port : free_port()), dir_(temp_dir("redis")) {
+    fs::create_directories(dir_);
+    const std::string binary = redis_server_binary(), port_arg = std::to_string(port_),
+                      log = (dir_ / "redis.log").string();
+    pid_ = ::fork();
+    if (pid_ == 0) {  // only async-signal-safe calls until exec
+      ::execl(binary.c_str(), "redis-server", "--port", port_arg.c_str(), "--bind", "127.0.0.1", "--save", "",
+              "--appendonly", "no", "--dir", dir_.c_str(), "--logfile", log.c_str(), nullptr);
+      ::_exit(127);
+    }
+    // Ready when a store can PING it.
+    RedisStateStore probe(url(), "probe:", 200ms);
+    for (int i = 0; i < 100; ++i) {
+      try {
+        probe.check_available();
+        return;
+      } catch (const StateStoreUnavailable&) {
+        std::this_thread::sleep_for(50ms);
+      }
+    }
+    ADD_FAILURE() << "redis-server did not start on port " << port_;
+  }
+  ~RedisProcess() { stop(); }
+  void stop() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  int port() const { return port_; }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
+
+ private:
+  int port_;
+  fs::path dir_;
+  pid_t pid_ = -1;
+};
+
+#define RWKV_REQUIRE_REDIS()                                                                              \
+  do {                                                                                                    \
+    if (redis_server_binary().empty())                                                                    \
+      GTEST_SKIP() << "\n\n*** redis-server NOT FOUND (apt-get install redis-server, or scripts/setup.sh); " \
+                      "Redis state store tests SKIPPED ***\n";                                            \
+  } while (0)
+
+// ---- The common contract ----
+
+class StateStoreContract : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    const std::string kind = GetParam();
+    if (kind == "memory") {
+      store_ = std::make_unique<MemoryStateStore>(uint64_t(1) << 30);
+    } else if (kind == "disk") {
+      dir_ = temp_dir("disk");
+      store_ = std::make_unique<DiskStateStore>(dir_, 0);
+    } else {
+      RWKV_REQUIRE_REDIS();
+      redis_ = std::make_unique<RedisProcess>();
+      store_ = std::make_unique<RedisStateStore>(redis_->url(), "test:");
+    }
+  }
+  void TearDown() override {
+    store_.reset();
+    redis_.reset();
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<RedisProcess> redis_;
+  fs::path dir_;
+};
+
+TEST_P(StateStoreContract, PutGetStatErase) {
+  StateStore& s = *store_;
+  EXPECT_EQ(s.kind(), GetParam());
+  const auto b = blob(1, 42);
+  EXPECT_TRUE(s.put(meta("", "doc-1"), b, false));
+  const auto got = s.get("", "doc-1");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(*got->blob, *b);
+  EXPECT_EQ(got->meta.id, "doc-1");
+  EXPECT_EQ(got->meta.info.tokens, 42u);
+  EXPECT_EQ(got->meta.info.bytes, b->size());
+  const auto st = s.stat("", "doc-1");
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->info.bytes, b->size());
+  EXPECT_EQ(st->info.shape, kShape);
+  EXPECT_EQ(st->expires_ms, 0);
+  EXPECT_FALSE(s.get("", "doc-2"));
+  EXPECT_TRUE(s.erase("", "doc-1"));
+  EXPECT_FALSE(s.erase("", "doc-1"));
+  EXPECT_FALSE(s.get("", "doc-1"));
+  EXPECT_FALSE(s.stat("", "doc-1"));
+}
+
+TEST_P(StateStoreContract, CreateOnlyKeepsTheExistingStateAndReplaceReplaces) {
+  StateStore& s = *store_;
+  ASSERT_TRUE(s.put(meta("", "x"), blob(1), false));
+  EXPECT_FALSE(s.put(meta("", "x"), blob(2), false));
+  EXPECT_EQ(*s.get("", "x")->blob, *blob(1));
+  EXPECT_TRUE(s.put(meta("", "x"), blob(2), true));
+  EXPECT_EQ(*s.get("", "x")->blob, *blob(2));
+  EXPECT_EQ(s.list("", "", 10).items.size(), 1u);
+}
+
+TEST_P(StateStoreContract, OwnersNeverSeeEachOther) {
+  StateStore& s = *store_;
+  ASSERT_TRUE(s.put(meta("aaaa", "shared-name"), blob(1), false));
+  EXPECT_FALSE(s.get("bbbb", "shared-name"));
+  EXPECT_FALSE(s.get("", "shared-name"));
+  EXPECT_FALSE(s.stat("bbbb", "shared-name"));
+  EXPECT_FALSE(s.erase("bbbb", "shared-name"));
+  EXPECT_TRUE(s.list("bbbb", "", 10).items.empty());
+  // The same id is free for another owner, and independent.
+  EXPECT_TRUE(s.put(meta("bbbb", "shared-name"), blob(2), false));
+  EXPECT_EQ(*s.get("aaaa", "shared-name")->blob, *blob(1));
+  EXPECT_EQ(*s.get("bbbb", "shared-name")->blob, *blob(2));
+  EXPECT_TRUE(s.erase("bbbb", "shared-name"));
+  EXPECT_TRUE(s.get("aaaa", "shared-name"));
+}
+
+TEST_P(StateStoreContract, ListIsSortedAndPaginated) {
+  StateStore& s = *store_;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 7; ++i) ids.push_back("id-" + std::to_string(6 - i));
+  for (const auto& id : ids) ASSERT_TRUE(s.put(meta("owner1", id), blob(1), false));
+  ASSERT_TRUE(s.put(meta("owner2", "id-9"), blob(1), false));
+  std::vector<std::string> seen;
+  std::string after;
+  int pages = 0;
+  for (;; ++pages) {
+    const StateListPage page = s.list("owner1", after, 3);
+    for (const auto& m : page.items) seen.push_back(m.id);
+    if (!page.has_more) break;
+    after = page.items.back().id;
+  }
+  EXPECT_EQ(pages, 2);
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(seen, ids);
+  EXPECT_TRUE(s.list("owner1", "id-6", 3).items.empty());
+}
+
+TEST_P(StateStoreContract, ExpiredStatesAreGone) {
+  StateStore& s = *store_;
+  ASSERT_TRUE(s.put(meta("", "short", unix_now_ms() + 300), blob(1), false));
+  ASSERT_TRUE(s.put(meta("", "long", unix_now_ms() + 60'000), blob(2), false));
+  ASSERT_TRUE(s.get("", "short"));
+  EXPECT_GT(s.stat("", "long")->expires_ms, unix_now_ms());
+  std::this_thread::sleep_for(500ms);
+  EXPECT_FALSE(s.get("", "short"));
+  EXPECT_FALSE(s.stat("", "short"));
+  EXPECT_EQ(s.list("", "", 10).items.size(), 1u);
+  // An expired id is free again.
+  EXPECT_TRUE(s.put(meta("", "short"), blob(3), false));
+}
+
+TEST_P(StateStoreContract, InvalidIdsOwnersAndBlobsAreRefused) {
+  StateStore& s = *store_;
+  for (const std::string& id : std::vector<std::string>{"", ".", "..", "a/b", "../x", "a b", std::string(129, 'a'), "é"})
+    EXPECT_THROW(s.put(meta("", id), blob(1), false), std::invalid_argument) << id;
+  EXPECT_THROW(s.put(meta("a_b", "x"), blob(1), false), std::invalid_argument);
+  EXPECT_THROW(s.put(meta("../up", "x"), blob(1), false), std::invalid_argument);
+  auto truncated = std::make_shared<const std::string>(blob(1)->substr(0, 100));
+  EXPECT_THROW(s.put(meta("", "x"), truncated, false), std::invalid_argument);
+  std::string corrupt = *blob(1);
+  corrupt[200] ^= 1;
+  EXPECT_THROW(s.put(meta("", "x"), std::make_shared<const std::string>(corrupt), false), std::invalid_argument);
+  EXPECT_FALSE(s.get("", "x"));
+  EXPECT_TRUE(s.put(meta("", std::string(128, 'a')), blob(1), false));
+  EXPECT_TRUE(s.put(meta("", "A.b_c-9"), blob(1), false));
+}
+
+TEST_P(StateStoreContract, StatsCountStatesBytesHitsAndMisses) {
+  StateStore& s = *store_;
+  ASSERT_TRUE(s.put(meta("", "a"), blob(1), false));
+  ASSERT_TRUE(s.put(meta("o", "b"), blob(2), false));
+  s.get("", "a");
+  s.get("", "a");
+  s.get("", "b");
+  const StateStoreStats st = s.stats();
+  EXPECT_EQ(st.states, 2u);
+  EXPECT_GE(st.bytes, 2 * kBlobBytes);
+  EXPECT_LE(st.bytes, 2 * kBlobBytes + 1024);  // Redis counts records (blob + metadata)
+  EXPECT_EQ(st.hits, 2u);
+  EXPECT_EQ(st.misses, 1u);
+}
+
+TEST_P(StateStoreContract, ConcurrentClients) {
+  StateStore& s = *store_;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i) {
+        const std::string id = std::to_string(t * 100 + i);  // (string + string trips a GCC 12 -Wrestrict false positive)
+        if (!s.put(meta("", id), blob(uint32_t(i)), false)) ++failures;
+        const auto got = s.get("", id);
+        if (!got || *got->blob != *blob(uint32_t(i))) ++failures;
+        if (i % 2 && !s.erase("", id)) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(s.list("", "", 100).items.size(), 20u);
+}
+
+INSTANTIATE_TEST_SUITE_P(StateStore, StateStoreContract, ::testing::Values("memory", "disk", "redis"),
+                         [](const auto& info) { return info.param; });
+
+// ---- Memory: LRU within the budget ----
+
+TEST(StateStoreMemory, EvictsLeastRecentlyUsedWithinTheBudget) {
+  MemoryStateStore s(kBlobBytes * 5 / 2);  // room for two states
+  ASSERT_TRUE(s.put(meta("", "a"), blob(1), false));
+  ASSERT_TRUE(s.put(meta("", "b"), blob(2), false));
+  ASSERT_TRUE(s.get("", "a"));  // a is now more recent than b
+  ASSERT_TRUE(s.put(meta("", "c"), blob(3), false));
+  EXPECT_FALSE(s.stat("", "b"));
+  EXPECT_TRUE(s.stat("", "a"));
+  EXPECT_TRUE(s.stat("", "c"));
+  StateStoreStats st = s.stats();
+  EXPECT_EQ(st.states, 2u);
+  EXPECT_EQ(st.evictions, 1u);
+  EXPECT_LE(st.bytes, s.max_bytes());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(s.put(meta("o", "n" + std::to_string(i)), blob(4), false));
+  st = s.stats();
+  EXPECT_EQ(st.states, 2u);
+  EXPECT_EQ(st.evictions, 11u);
+  EXPECT_LE(st.bytes, s.max_bytes());
+  MemoryStateStore tiny(kBlobBytes - 1);
+  EXPECT_THROW(tiny.put(meta("", "big"), blob(1), false), StateStoreFull);
+}
+
+// ---- Disk: restarts, corruption, atomic files ----
+
+TEST(StateStoreDisk, RestartKeepsEveryState) {
+  const fs::path dir = temp_dir("restart");
+  {
+    DiskStateStore s(dir, 0);
+    EXPECT_FALSE(fs::exists(dir));  // created with the first state only
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(s.put(meta(i % 2 ? "k1" : "", "s" + std::to_string(i)), blob(i), false));
+  }
+  DiskStateStore again(dir, 0);
+  EXPECT_EQ(again.skipped_at_start(), 0u);
+  EXPECT_EQ(again.stats().states, 5u);
+  for (int i = 0; i < 5; ++i) {
+    const auto got = again.get(i % 2 ? "k1" : "", "s" + std::to_string(i));
+    ASSERT_TRUE(got) << i;
+    EXPECT_EQ(*got->blob, *blob(i));
+  }
+  EXPECT_EQ(again.list("k1", "", 10).items.size(), 2u);
+  fs::remove_all(dir);
+}
+
+TEST(StateStoreDisk, CorruptedFilesAreSkippedAndTempFilesRemoved) {
+  const fs::path dir = temp_dir("corrupt");
+  {
+    DiskStateStore s(dir, 0);
+    for (const char* id : {"good", "flipped", "truncated", "renamed"}) ASSERT_TRUE(s.put(meta("", id), blob(1), false));
+  }
+  const fs::path folder = dir / "_";
+  {
+    std::fstream f(folder / "flipped.state", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(3000);
+    f.put('\x55');
+  }
+  fs::resize_file(folder / "truncated.state", 500);
+  fs::rename(folder / "renamed.state", folder / "other-name.state");  // holds another id
+  std::ofstream(folder / "garbage.state") << "not a state";
+  std::ofstream(folder / "0123abcd.tmp") << "an interrupted write";
+  std::ofstream(dir / "README") << "ignored";
+
+  DiskStateStore s(dir, 0);
+  EXPECT_EQ(s.skipped_at_start(), 4u);
+  EXPECT_FALSE(fs::exists(folder / "0123abcd.tmp"));
+  EXPECT_TRUE(fs::exists(folder / "flipped.state"));  // left for inspection
+  const auto page = s.list("", "", 10);
+  ASSERT_EQ(page.items.size(), 1u);
+  EXPECT_EQ(page.items[0].id, "good");
+  EXPECT_FALSE(s.get("", "flipped"));
+  // A valid put replaces a corrupted file.
+  EXPECT_TRUE(s.put(meta("", "flipped"), blob(2), false));
+  EXPECT_EQ(*s.get("", "flipped")->blob, *blob(2));
+  fs::remove_all(dir);
+}
+
+TEST(StateStoreDisk, CorruptionAfterStartIsAMiss) {
+  const fs::path dir = temp_dir("late");
+  DiskStateStore s(dir, 0);
+  ASSERT_TRUE(s.put(meta("", "a"), blob(1), false));
+  {
+    std::fstream f(dir / "_" / "a.state", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(5000);
+    f.put('\x01');
+  }
+  EXPECT_FALSE(s.get("", "a"));
+  EXPECT_EQ(s.stats().states, 0u);
+  fs::remove_all(dir);
+}
+
+TEST(StateStoreDisk, BudgetRefusesNewStates) {
+  const fs::path dir = temp_dir("budget");
+  DiskStateStore s(dir, kBlobBytes * 2);
+  ASSERT_TRUE(s.put(meta("", "a"), blob(1), false));
+  ASSERT_TRUE(s.put(meta("", "b"), blob(2), false));
+  EXPECT_THROW(s.put(meta("", "c"), blob(3), false), StateStoreFull);
+  EXPECT_TRUE(s.put(meta("", "b"), blob(3), true));  // replacing fits
+  EXPECT_TRUE(s.erase("", "a"));
+  EXPECT_TRUE(s.put(meta("", "c"), blob(3), false));
+  EXPECT_FALSE(fs::exists(dir / "_" / "a.state"));
+  fs::remove_all(dir);
+}
+
+TEST(StateStoreDisk, UnwritableFolderIsUnavailable) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root writes anywhere";
+  const fs::path dir = temp_dir("ro");
+  fs::create_directories(dir);
+  fs::permissions(dir, fs::perms::owner_read | fs::perms::owner_exec);
+  DiskStateStore s(dir / "sub", 0);
+  EXPECT_THROW(s.put(meta("", "a"), blob(1), false), StateStoreUnavailable);
+  fs::permissions(dir, fs::perms::owner_all);
+  fs::remove_all(dir);
+}
+
+// ---- Redis: shared by processes, outages ----
+
+TEST(StateStoreRedis, UrlParsing) {
+  RedisAddress a = parse_redis_url("redis://127.0.0.1:6380/2");
+  EXPECT_EQ(a.host, "127.0.0.1");
+  EXPECT_EQ(a.port, 6380);
+  EXPECT_EQ(a.db, 2);
+  a = parse_redis_url("redis://user:p%40ss@cache.local");
+  EXPECT_EQ(a.user, "user");
+  EXPECT_EQ(a.password, "p@ss");
+  EXPECT_EQ(a.host, "cache.local");
+  EXPECT_EQ(a.port, 6379);
+  a = parse_redis_url("redis://:secret@[::1]:7000");
+  EXPECT_EQ(a.password, "secret");
+  EXPECT_EQ(a.host, "::1");
+  EXPECT_EQ(a.port, 7000);
+  for (const char* bad : {"http://x", "redis://h:port", "redis://h:70000", "redis://h/db"})
+    EXPECT_THROW(parse_redis_url(bad), std::invalid_argument) << bad;
+}
+
+TEST(StateStoreRedis, TwoStoresShareStates) {
+  RWKV_REQUIRE_REDIS();
+  RedisProcess redis;
+  RedisStateStore a(redis.url(), "shared:"), b(redis.url(), "shared:"), other_prefix(redis.url(), "other:");
+  ASSERT_TRUE(a.put(meta("k", "doc"), blob(1), false));
+  EXPECT_EQ(*b.get("k", "doc")->blob, *blob(1));
+  EXPECT_FALSE(b.put(meta("k", "doc"), blob(2), false));
+  EXPECT_FALSE(other_prefix.get("k", "doc"));
+  EXPECT_TRUE(b.erase("k", "doc"));
+  EXPECT_FALSE(a.get("k", "doc"));
+}
+
+TEST(StateStoreRedis, OutageIsUnavailableAndReconnects) {
+  RWKV_REQUIRE_REDIS();
+  auto redis = std::make_unique<RedisProcess>();
+  const int port = redis->port();
+  RedisStateStore s(redis->url(), "t:", 500ms);
+  ASSERT_TRUE(s.put(meta("", "a"), blob(1), false));
+  redis->stop();
+  EXPECT_THROW(s.get("", "a"), StateStoreUnavailable);
+  EXPECT_THROW(s.put(meta("", "b"), blob(1), false), StateStoreUnavailable);
+  EXPECT_THROW(s.check_available(), StateStoreUnavailable);
+  redis = std::make_unique<RedisProcess>(port);  // back, empty (no persistence)
+  EXPECT_NO_THROW(s.check_available());
+  EXPECT_FALSE(s.get("", "a"));
+  EXPECT_TRUE(s.put(meta("", "b"), blob(1), false));
+
+  RedisStateStore nowhere("redis://127.0.0.1:" + std::to_string(free_port()), "t:", 300ms);
+  EXPECT_THROW(nowhere.stat("", "a"), StateStoreUnavailable);
+}
+
+TEST(StateStoreRecord, RoundTripAndFraming) {
+  StateMeta m = meta("owner", "doc", 1234);
+  const auto b = blob(9, 99);
+  const std::string rec = encode_state_record(m, *b);
+  std::string_view view;
+  const StateMeta back = decode_state_record(rec, &view);
+  EXPECT_EQ(back.owner, "owner");
+  EXPECT_EQ(back.id, "doc");
+  EXPECT_EQ(back.expires_ms, 1234);
+  EXPECT_EQ(back.info.tokens, 99u);
+  EXPECT_EQ(view, *b);
+  // The metadata alone from a prefix (Redis listing).
+  EXPECT_EQ(decode_state_record(std::string_view(rec).substr(0, 600)).info.bytes, b->size());
+  EXPECT_THROW(decode_state_record(std::string_view(rec).substr(0, rec.size() - 1), &view), std::runtime_error);
+  std::string bad = rec;
+  bad[20] ^= 1;  // inside the metadata JSON
+  EXPECT_THROW(decode_state_record(bad, &view), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace rwkv
