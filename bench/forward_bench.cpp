@@ -82,8 +82,10 @@ int main(int argc, char** argv) {
   bool quick = false;
   int threads = 0;
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--quick")) quick = true;
-    else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
+    if (!std::strcmp(argv[i], "--quick"))
+      quick = true;
+    else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc)
+      threads = std::atoi(argv[++i]);
   }
   const rwkv::ModelShape shape = rwkv::ModelShape::tiny_01b();
   const rwkv::Checkpoint ckpt = rwkv::make_random_embedding_checkpoint(shape, 1);
@@ -93,9 +95,10 @@ int main(int argc, char** argv) {
   struct Case {
     int T, B;
   };
-  const std::vector<Case> cases = quick ? std::vector<Case>{{128, 4}, {512, 2}}
-                                        : std::vector<Case>{{128, 1}, {128, 8}, {128, 32}, {512, 1},
-                                                            {512, 8}, {2048, 1}, {2048, 4}};
+  const std::vector<Case> cases = quick
+                                      ? std::vector<Case>{{128, 4}, {512, 2}}
+                                      : std::vector<Case>{{128, 1}, {128, 8},  {128, 32}, {512, 1},
+                                                          {512, 8}, {2048, 1}, {2048, 4}};
   std::printf("model: random, L=%d C=%d H=%d F=%d; matrix FLOPs/token = %.1f M\n", shape.layers,
               shape.channels, shape.channels / 64, shape.ffn, gemm_flops(gemms, 1) / 1e6);
   std::printf("%6s %4s %8s %12s %14s %14s %8s\n", "T", "B", "tokens", "tokens/s", "model GFLOP/s",

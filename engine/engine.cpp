@@ -37,7 +37,8 @@ void Engine::load_state(int slot, const SequenceState& state) {
   if (int64_t(state.shift.size()) != states_.shift_size() ||
       int64_t(state.wkv.size()) != states_.wkv_size())
     throw std::invalid_argument("state does not match the model's shape");
-  backend_->to_device(states_.shift_of(slot), state.shift.data(), state.shift.size() * sizeof(float));
+  backend_->to_device(states_.shift_of(slot), state.shift.data(),
+                      state.shift.size() * sizeof(float));
   backend_->to_device(states_.wkv_of(slot), state.wkv.data(), state.wkv.size() * sizeof(float));
 }
 
@@ -78,7 +79,8 @@ kernels::PackedBatch Engine::upload_batch(const std::vector<int32_t>& tokens,
 void Engine::check_tokens(std::span<const int32_t> tokens) const {
   for (int32_t id : tokens) {
     if (id < 0 || id >= model_.vocab_rows)
-      throw std::invalid_argument("token id " + std::to_string(id) + " is outside the vocabulary (0.." +
+      throw std::invalid_argument("token id " + std::to_string(id) +
+                                  " is outside the vocabulary (0.." +
                                   std::to_string(model_.vocab_rows - 1) + ")");
   }
 }
@@ -117,7 +119,8 @@ std::vector<std::vector<float>> Engine::embeddings(std::span<const int> slots, H
 
   std::vector<std::vector<float>> out(n);
   for (int i = 0; i < n; ++i)
-    if (!empty[i]) out[i].assign(pooled.begin() + int64_t(i) * C, pooled.begin() + int64_t(i + 1) * C);
+    if (!empty[i])
+      out[i].assign(pooled.begin() + int64_t(i) * C, pooled.begin() + int64_t(i + 1) * C);
   return out;
 }
 
@@ -148,7 +151,7 @@ std::vector<float> Engine::rerank_logits(std::span<const int> slots) {
 }
 
 void Engine::collect(std::span<const int> slots, std::span<Result* const> results,
-                    const Wanted& wanted) {
+                     const Wanted& wanted) {
   for (int h = 0; h < 3; ++h) {
     if (!wanted.heads[h]) continue;
     auto emb = embeddings(slots, static_cast<Head>(h));

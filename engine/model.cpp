@@ -39,8 +39,8 @@ void Workspace::reserve(int tokens, int C, int F, int D) {
   const int64_t ffn_need = int64_t(std::max(tokens, 1)) * F;
   const int64_t lora_need = int64_t(std::max(tokens, 1)) * D;
   if (need > capacity_) {
-    for (DeviceArray* buf : {&x, &u, &xr, &xw, &xk, &xv, &xa, &xg, &r, &k, &v, &w, &a, &b, &g, &y,
-                             &v_first, &v_gate})
+    for (DeviceArray* buf :
+         {&x, &u, &xr, &xw, &xk, &xv, &xa, &xg, &r, &k, &v, &w, &a, &b, &g, &y, &v_first, &v_gate})
       *buf = DeviceArray(backend_, need);
     capacity_ = need;
   }

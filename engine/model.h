@@ -60,8 +60,8 @@ class Workspace {
 // Runs every block of `stack` over the packed batch. x [T, C] holds the input
 // embeddings and returns the residual stream after the last block. Each
 // sequence starts from and updates its slot's state in `states`.
-void forward_blocks(kernels::Backend& be, const BlockStack& stack, const kernels::PackedBatch& batch,
-                    StatePool& states, Workspace& ws, float* x);
+void forward_blocks(kernels::Backend& be, const BlockStack& stack,
+                    const kernels::PackedBatch& batch, StatePool& states, Workspace& ws, float* x);
 
 // One engine step of the embedding model: token embedding, blocks, and the
 // EOS pooling into each slot's running sum.

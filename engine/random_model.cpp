@@ -35,13 +35,15 @@ class Builder {
       add(p + ln + ".bias", {C}, 0, 0.1f);
     }
     const std::string a = p + "att.";
-    for (const char* mix : {"x_r", "x_w", "x_k", "x_v", "x_a", "x_g"}) add(a + mix, {1, 1, C}, 0.5f, 0.4f);
+    for (const char* mix : {"x_r", "x_w", "x_k", "x_v", "x_a", "x_g"})
+      add(a + mix, {1, 1, C}, 0.5f, 0.4f);
     add(a + "w0", {1, 1, C}, -1.0f, 1.0f);
     add(a + "a0", {1, 1, C}, 0, 0.5f);
     add(a + "k_k", {1, 1, C}, 0.85f, 0.1f);
     add(a + "k_a", {1, 1, C}, 1, 0.1f);
     add(a + "r_k", {C / 64, 64}, 0, 0.5f);
-    const std::pair<const char*, int> loras[] = {{"w", s.lora_w}, {"a", s.lora_a}, {"g", s.lora_g}, {"v", s.lora_v}};
+    const std::pair<const char*, int> loras[] = {
+        {"w", s.lora_w}, {"a", s.lora_a}, {"g", s.lora_g}, {"v", s.lora_v}};
     for (const auto& [name, width] : loras) {
       if (std::string(name) == "v" && layer == 0) continue;
       add(a + name + "1", {C, width}, 0, std::sqrt(3.0f / C));

@@ -120,7 +120,8 @@ std::vector<Engine::Chunk> Scheduler::plan_step() {
   }
   std::vector<int> order;
   if (!active_.empty()) {
-    const size_t left = active_.front().request->jobs_[active_.front().job].tokens.size() - active_.front().pos;
+    const size_t left =
+        active_.front().request->jobs_[active_.front().job].tokens.size() - active_.front().pos;
     order.push_back(length_bucket(std::min(left, size_t(opt.chunk_tokens))));
   }
   for (const auto& [bucket, _] : buckets)
@@ -172,8 +173,10 @@ void Scheduler::finish_done() {
     for (int s : slots) engine_.release_slot(s);
     for (Active& a : done) {
       if (!same_wanted(a.request->jobs_[a.job].wanted, wanted)) continue;
-      if (error) fail(*a.request, error);
-      else if (--a.request->remaining_ == 0 && !a.request->failed_) complete(*a.request);
+      if (error)
+        fail(*a.request, error);
+      else if (--a.request->remaining_ == 0 && !a.request->failed_)
+        complete(*a.request);
     }
     done = std::move(rest);
   }

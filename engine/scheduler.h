@@ -29,7 +29,7 @@ struct SequenceJob {
 };
 
 struct SchedulerOptions {
-  size_t max_queued_requests = 1024;         // beyond: QueueFull (HTTP 429)
+  size_t max_queued_requests = 1024;           // beyond: QueueFull (HTTP 429)
   size_t max_queued_tokens = 8 * 1024 * 1024;  // tokens waiting, same
 };
 

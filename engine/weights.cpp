@@ -52,7 +52,8 @@ class TensorReader {
   }
 
   // A Linear weight [out, in], uploaded as stored.
-  DeviceArray matrix(const std::string& key, int64_t out, int64_t in, const std::string& why) const {
+  DeviceArray matrix(const std::string& key, int64_t out, int64_t in,
+                     const std::string& why) const {
     return DeviceArray(backend_, expect(key, {out, in}, why).data);
   }
 
@@ -75,7 +76,9 @@ class TensorReader {
     return static_cast<int>(t.shape[1]);
   }
 
-  [[noreturn]] void fail(const std::string& what) const { throw CheckpointError(ckpt_.path + ": " + what); }
+  [[noreturn]] void fail(const std::string& what) const {
+    throw CheckpointError(ckpt_.path + ": " + what);
+  }
 
   const Checkpoint& checkpoint() const { return ckpt_; }
   kernels::Backend& backend() const { return backend_; }
@@ -194,10 +197,12 @@ EmbeddingWeights load_embedding_weights(const Checkpoint& ckpt, kernels::Backend
                             "'); the vision tower is not supported");
   }
   if (!ckpt.has("rwkv.emb.weight")) {
-    const bool reranker = std::any_of(ckpt.tensors.begin(), ckpt.tensors.end(),
-                                      [](const auto& kv) { return kv.first.starts_with("reranker."); });
-    throw CheckpointError(ckpt.path + ": missing tensor 'rwkv.emb.weight'" +
-                          (reranker ? " (this looks like a reranker checkpoint; pass it as the reranker)" : ""));
+    const bool reranker = std::any_of(ckpt.tensors.begin(), ckpt.tensors.end(), [](const auto& kv) {
+      return kv.first.starts_with("reranker.");
+    });
+    throw CheckpointError(
+        ckpt.path + ": missing tensor 'rwkv.emb.weight'" +
+        (reranker ? " (this looks like a reranker checkpoint; pass it as the reranker)" : ""));
   }
   TensorReader rd(ckpt, "rwkv.", backend);
   const HostTensor& emb = rd.tensor("emb.weight");
@@ -229,8 +234,8 @@ RerankerWeights load_reranker_weights(const Checkpoint& ckpt, const EmbeddingWei
   const int64_t C = embedding.stack.channels;
   const HostTensor& emb = rd.tensor(emb_key);
   if (emb.numel() != C)
-    rd.fail("tensor 'reranker." + emb_key + "' has shape " + emb.shape_string() + ", expected [1, " +
-            std::to_string(C) + "] (the embedding model's width)");
+    rd.fail("tensor 'reranker." + emb_key + "' has shape " + emb.shape_string() +
+            ", expected [1, " + std::to_string(C) + "] (the embedding model's width)");
 
   RerankerWeights w;
   w.stack = load_stack(rd, C);
@@ -242,14 +247,16 @@ RerankerWeights load_reranker_weights(const Checkpoint& ckpt, const EmbeddingWei
   if (auto it = ckpt.int_lists.find("reranker_layer_idx"); it != ckpt.int_lists.end()) {
     for (int64_t i : it->second) {
       if (i < 0 || i >= embedding.stack.layers)
-        rd.fail("reranker_layer_idx entry " + std::to_string(i) + " is outside the embedding model's " +
-                std::to_string(embedding.stack.layers) + " layers");
+        rd.fail("reranker_layer_idx entry " + std::to_string(i) +
+                " is outside the embedding model's " + std::to_string(embedding.stack.layers) +
+                " layers");
       w.layer_idx.push_back(static_cast<int>(i));
     }
   } else {
     for (int i = 0; i < w.stack.layers; ++i) w.layer_idx.push_back(i);
   }
-  if (static_cast<int>(w.layer_idx.size()) != w.stack.layers || w.stack.layers > embedding.stack.layers)
+  if (static_cast<int>(w.layer_idx.size()) != w.stack.layers ||
+      w.stack.layers > embedding.stack.layers)
     rd.fail("reranker has " + std::to_string(w.stack.layers) + " blocks but reads " +
             std::to_string(w.layer_idx.size()) + " state layers (embedding model has " +
             std::to_string(embedding.stack.layers) + ")");

@@ -33,18 +33,18 @@ struct SlotArray {
 // Inputs and outputs of the fused op that turns projections into WKV inputs.
 struct WkvPrepareArgs {
   int num_tokens = 0, channels = 0;
-  float* w = nullptr;          // in: decay LoRA output; out: decay in (0,1)
-  float* k = nullptr;          // in: key; out: key scaled by the in-context rate
-  float* v = nullptr;          // in: value; out: value after the v_first residual
-  float* a = nullptr;          // in: in-context-rate LoRA output; out: alpha = -kk
-  float* b = nullptr;          // out: beta = kk * a
-  const float* w0 = nullptr;   // [C] decay bias
-  const float* a0 = nullptr;   // [C]
-  const float* k_k = nullptr;  // [C]
-  const float* k_a = nullptr;  // [C]
-  const float* v0 = nullptr;   // [C], null in layer 0
+  float* w = nullptr;             // in: decay LoRA output; out: decay in (0,1)
+  float* k = nullptr;             // in: key; out: key scaled by the in-context rate
+  float* v = nullptr;             // in: value; out: value after the v_first residual
+  float* a = nullptr;             // in: in-context-rate LoRA output; out: alpha = -kk
+  float* b = nullptr;             // out: beta = kk * a
+  const float* w0 = nullptr;      // [C] decay bias
+  const float* a0 = nullptr;      // [C]
+  const float* k_k = nullptr;     // [C]
+  const float* k_a = nullptr;     // [C]
+  const float* v0 = nullptr;      // [C], null in layer 0
   const float* v_gate = nullptr;  // v LoRA output [T, C], null in layer 0
-  float* v_first = nullptr;    // [T, C]: written in layer 0, read in later layers
+  float* v_first = nullptr;       // [T, C]: written in layer 0, read in later layers
 };
 
 enum class Activation { kTanh, kSigmoid, kRelu, kReluSquared };
@@ -71,8 +71,8 @@ class Backend {
                            float* out) = 0;
   // out[r] = row (the same row for every r).
   virtual void broadcast_row(const float* row, int rows, int C, float* out) = 0;
-  virtual void layer_norm(int rows, int C, const float* x, const float* weight,
-                          const float* bias, float eps, float* y) = 0;
+  virtual void layer_norm(int rows, int C, const float* x, const float* weight, const float* bias,
+                          float eps, float* y) = 0;
   // Token shift: with prev = the previous token's u in the same sequence (the
   // slot's shift state for a sequence's first token), d = prev - u and
   // out[m] = u + d * mix[m] for m < num_mix. Then stores each sequence's last u
@@ -91,9 +91,9 @@ class Backend {
                     const float* k, const float* v, const float* alpha, const float* beta,
                     SlotArray state, float* y) = 0;
   // y = GroupNorm(y, H groups, eps) * gn_weight + gn_bias + (Σ_head r*k*r_k) * v, then * g.
-  virtual void wkv_output(int num_tokens, int heads, const float* r, const float* k,
-                          const float* v, const float* r_k, const float* gn_weight,
-                          const float* gn_bias, float eps, const float* g, float* y) = 0;
+  virtual void wkv_output(int num_tokens, int heads, const float* r, const float* k, const float* v,
+                          const float* r_k, const float* gn_weight, const float* gn_bias, float eps,
+                          const float* g, float* y) = 0;
   // For each token equal to pool_token, adds LayerNorm(x_t) to its sequence's
   // slot sum [C] and increments the slot count (stored as a float after the sum).
   virtual void pool_token_layer_norm(const PackedBatch& batch, int C, const float* x,

@@ -48,23 +48,28 @@ void for_each_json_line(F&& f) {
   for (int number = 1; std::getline(std::cin, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     json value = json::parse(line, nullptr, false);
-    if (value.is_discarded()) throw std::runtime_error("line " + std::to_string(number) + ": not valid JSON");
+    if (value.is_discarded())
+      throw std::runtime_error("line " + std::to_string(number) + ": not valid JSON");
     f(value, number);
   }
 }
 
 std::string expect_string(const json& v, int line) {
-  if (!v.is_string()) throw std::runtime_error("line " + std::to_string(line) + ": expected a JSON string");
+  if (!v.is_string())
+    throw std::runtime_error("line " + std::to_string(line) + ": expected a JSON string");
   return v.get<std::string>();
 }
 
 std::vector<int32_t> to_tokens(const json& v, int line) {
   if (v.is_string()) return Tokenizer::world().encode(v.get<std::string>(), true);
-  if (!v.is_array()) throw std::runtime_error("line " + std::to_string(line) + ": expected a string or an array of token ids");
+  if (!v.is_array())
+    throw std::runtime_error("line " + std::to_string(line) +
+                             ": expected a string or an array of token ids");
   std::vector<int32_t> ids;
   for (const json& x : v) {
     if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() >= Tokenizer::kVocabSize)
-      throw std::runtime_error("line " + std::to_string(line) + ": token ids must be integers in [0, 65535]");
+      throw std::runtime_error("line " + std::to_string(line) +
+                               ": token ids must be integers in [0, 65535]");
     ids.push_back(x.get<int32_t>());
   }
   return ids;
@@ -79,7 +84,8 @@ Head head_from_task(const std::string& task) {
 }  // namespace
 
 void add_tokenize_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("tokenize", "Print the token ids of each JSON string read from stdin");
+  auto* cmd =
+      app.add_subcommand("tokenize", "Print the token ids of each JSON string read from stdin");
   auto no_eos = std::make_shared<bool>(false);
   cmd->add_flag("--no-eos", *no_eos, "Do not append the EOS token (65535)");
   cmd->callback([no_eos] {
@@ -90,7 +96,8 @@ void add_tokenize_command(CLI::App& app) {
 }
 
 void add_embed_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("embed", "Embed each JSON string (text) or array (token ids) read from stdin");
+  auto* cmd = app.add_subcommand(
+      "embed", "Embed each JSON string (text) or array (token ids) read from stdin");
   auto o = std::make_shared<ModelOptions>();
   auto task = std::make_shared<std::string>("retrieval");
   auto raw = std::make_shared<bool>(false);
@@ -112,7 +119,8 @@ void add_embed_command(CLI::App& app) {
     for (size_t i = 0; i < results.size(); ++i) {
       std::vector<float>& e = results[i].embeddings[static_cast<int>(head)];
       if (e.empty())
-        throw std::runtime_error("input " + std::to_string(i + 1) + " has no EOS token (65535) to pool");
+        throw std::runtime_error("input " + std::to_string(i + 1) +
+                                 " has no EOS token (65535) to pool");
       if (!*raw) l2_normalize(e);
       std::cout << json(e).dump() << '\n';
     }
@@ -120,7 +128,8 @@ void add_embed_command(CLI::App& app) {
 }
 
 void add_rerank_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("rerank", "Score each JSON string (document) read from stdin against --query");
+  auto* cmd = app.add_subcommand(
+      "rerank", "Score each JSON string (document) read from stdin against --query");
   auto o = std::make_shared<ModelOptions>();
   auto reranker = std::make_shared<std::string>();
   auto query = std::make_shared<std::string>();
@@ -128,7 +137,8 @@ void add_rerank_command(CLI::App& app) {
   add_model_options(*cmd, *o);
   cmd->add_option("--reranker", *reranker, "Reranker checkpoint")->required();
   cmd->add_option("--query", *query, "The query")->required();
-  cmd->add_option("--mode", *mode, "online: one pass per pair; offline: cached document state + query")
+  cmd->add_option("--mode", *mode,
+                  "online: one pass per pair; offline: cached document state + query")
       ->check(CLI::IsMember({"online", "offline"}));
   cmd->callback([o, reranker, query, mode] {
     std::vector<std::string> docs;
@@ -158,7 +168,10 @@ void add_rerank_command(CLI::App& app) {
     }
     for (size_t i = 0; i < results.size(); ++i) {
       const float logit = results[i].logit;
-      std::cout << json{{"index", i}, {"score", 1.0 / (1.0 + std::exp(-double(logit)))}, {"logit", logit}}.dump()
+      std::cout << json{{"index", i},
+                        {"score", 1.0 / (1.0 + std::exp(-double(logit)))},
+                        {"logit", logit}}
+                       .dump()
                 << '\n';
     }
   });

@@ -9,29 +9,34 @@ namespace rwkv::server {
 namespace {
 
 api::ApiError too_long(const std::string& where, const std::string& param, size_t n, size_t max) {
-  return api::ApiError::bad_request(where + " has " + std::to_string(n) + " tokens, more than the limit of " +
-                                        std::to_string(max) + "; shorten it or ask for truncation",
+  return api::ApiError::bad_request(where + " has " + std::to_string(n) +
+                                        " tokens, more than the limit of " + std::to_string(max) +
+                                        "; shorten it or ask for truncation",
                                     param);
 }
 
 }  // namespace
 
-std::vector<int32_t> embedding_tokens(std::string_view text, size_t max_tokens, api::Truncate truncate,
-                                      const std::string& where, const std::string& param) {
+std::vector<int32_t> embedding_tokens(std::string_view text, size_t max_tokens,
+                                      api::Truncate truncate, const std::string& where,
+                                      const std::string& param) {
   std::vector<int32_t> ids = Tokenizer::world().encode(text, false);
   const size_t keep = max_tokens > 0 ? max_tokens - 1 : 0;  // room for EOS
   if (ids.size() > keep) {
     if (truncate == api::Truncate::kNone) throw too_long(where, param, ids.size() + 1, max_tokens);
-    if (truncate == api::Truncate::kStart) ids.erase(ids.begin(), ids.end() - keep);
-    else ids.resize(keep);
+    if (truncate == api::Truncate::kStart)
+      ids.erase(ids.begin(), ids.end() - keep);
+    else
+      ids.resize(keep);
   }
   ids.push_back(Tokenizer::kEos);
   return ids;
 }
 
-std::vector<int32_t> embedding_tokens(std::vector<int32_t> ids, size_t max_tokens, const std::string& where,
-                                      const std::string& param) {
-  if (std::find(ids.begin(), ids.end(), Tokenizer::kEos) == ids.end()) ids.push_back(Tokenizer::kEos);
+std::vector<int32_t> embedding_tokens(std::vector<int32_t> ids, size_t max_tokens,
+                                      const std::string& where, const std::string& param) {
+  if (std::find(ids.begin(), ids.end(), Tokenizer::kEos) == ids.end())
+    ids.push_back(Tokenizer::kEos);
   if (ids.size() > max_tokens) throw too_long(where, param, ids.size(), max_tokens);
   return ids;
 }

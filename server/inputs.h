@@ -13,8 +13,9 @@ namespace rwkv::server {
 // The text's ids plus EOS. Longer than `max_tokens` (EOS included): 400
 // naming `where` when `truncate` is kNone, else tokens are dropped from the
 // start or the end (EOS is kept).
-std::vector<int32_t> embedding_tokens(std::string_view text, size_t max_tokens, api::Truncate truncate,
-                                      const std::string& where, const std::string& param);
+std::vector<int32_t> embedding_tokens(std::string_view text, size_t max_tokens,
+                                      api::Truncate truncate, const std::string& where,
+                                      const std::string& param);
 
 // Token ids given by the client, with EOS appended unless already present
 // (pooling needs one); 400 over `max_tokens`.

@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
 
   std::vector<std::string> args(argv + 1, argv + argc);
   const bool top_level_help = !args.empty() && (args[0] == "-h" || args[0] == "--help");
-  if (!top_level_help && (args.empty() || args[0].starts_with("-"))) args.insert(args.begin(), "serve");
+  if (!top_level_help && (args.empty() || args[0].starts_with("-")))
+    args.insert(args.begin(), "serve");
   std::reverse(args.begin(), args.end());  // CLI11 takes the arguments reversed
   try {
     app.parse(args);

@@ -26,16 +26,18 @@ api::RequestLimits limits_of(const ServerOptions& o) {
 
 void check_model(const ServerContext& ctx, const std::string& name) {
   if (!ctx.serves(name))
-    throw api::ApiError(404, "the model '" + name + "' does not exist; this server serves '" + ctx.model_name() +
-                                 "' (add aliases with --served-model-name)",
+    throw api::ApiError(404,
+                        "the model '" + name + "' does not exist; this server serves '" +
+                            ctx.model_name() + "' (add aliases with --served-model-name)",
                         "model", "model_not_found");
 }
 
 void check_dimensions(const ServerContext& ctx, std::optional<int> dims, const char* param) {
   if (dims && *dims != ctx.engine->channels())
-    throw api::ApiError::bad_request(std::string(param) + " must be " + std::to_string(ctx.engine->channels()) +
-                                         ", the model's width (it is not trained for shorter embeddings)",
-                                     param);
+    throw api::ApiError::bad_request(
+        std::string(param) + " must be " + std::to_string(ctx.engine->channels()) +
+            ", the model's width (it is not trained for shorter embeddings)",
+        param);
 }
 
 SequenceJob embedding_job(std::vector<int32_t> tokens, Head head) {
@@ -47,7 +49,8 @@ SequenceJob embedding_job(std::vector<int32_t> tokens, Head head) {
 }
 
 // The wanted head's vector of each result, L2-normalized when asked.
-std::vector<std::vector<float>> vectors_of(std::vector<Engine::Result>& results, Head head, bool normalize) {
+std::vector<std::vector<float>> vectors_of(std::vector<Engine::Result>& results, Head head,
+                                           bool normalize) {
   std::vector<std::vector<float>> out;
   for (auto& r : results) {
     std::vector<float>& v = r.embeddings[static_cast<int>(head)];
@@ -68,20 +71,24 @@ void openai_embeddings(ServerContext& ctx, const httplib::Request& req, httplib:
   for (size_t i = 0; i < r.inputs.size(); ++i) {
     const std::string where = "input[" + std::to_string(i) + "]";
     auto& in = r.inputs[i];
-    jobs.push_back(embedding_job(in.is_tokens ? embedding_tokens(std::move(in.tokens), max_tokens, where, "input")
-                                              : embedding_tokens(in.text, max_tokens, api::Truncate::kNone, where, "input"),
-                                 head));
+    jobs.push_back(embedding_job(
+        in.is_tokens ? embedding_tokens(std::move(in.tokens), max_tokens, where, "input")
+                     : embedding_tokens(in.text, max_tokens, api::Truncate::kNone, where, "input"),
+        head));
     tokens += int64_t(jobs.back().tokens.size());
   }
   const std::string model = r.model.empty() ? ctx.model_name() : r.model;
   respond_when_done(res, ctx, ctx.scheduler->submit(std::move(jobs)),
                     [=](std::vector<Engine::Result>& results) {
-                      return api::embeddings_response(vectors_of(results, head, r.normalize), r.base64, model, tokens);
+                      return api::embeddings_response(vectors_of(results, head, r.normalize),
+                                                      r.base64, model, tokens);
                     });
 }
 
-void cohere_embed(ServerContext& ctx, int version, const httplib::Request& req, httplib::Response& res) {
-  api::CohereEmbedRequest r = api::parse_cohere_embed_request(json_body(req), version, limits_of(ctx.options));
+void cohere_embed(ServerContext& ctx, int version, const httplib::Request& req,
+                  httplib::Response& res) {
+  api::CohereEmbedRequest r =
+      api::parse_cohere_embed_request(json_body(req), version, limits_of(ctx.options));
   check_model(ctx, r.model);
   check_dimensions(ctx, r.output_dimension, "output_dimension");
   const Head head = head_for_task(r.task);
@@ -90,8 +97,9 @@ void cohere_embed(ServerContext& ctx, int version, const httplib::Request& req, 
   std::vector<SequenceJob> jobs;
   int64_t tokens = 0;
   for (size_t i = 0; i < r.texts.size(); ++i) {
-    jobs.push_back(embedding_job(
-        embedding_tokens(r.texts[i], max_tokens, r.truncate, "texts[" + std::to_string(i) + "]", "texts"), head));
+    jobs.push_back(embedding_job(embedding_tokens(r.texts[i], max_tokens, r.truncate,
+                                                  "texts[" + std::to_string(i) + "]", "texts"),
+                                 head));
     tokens += int64_t(jobs.back().tokens.size());
   }
   respond_when_done(res, ctx, ctx.scheduler->submit(std::move(jobs)),
@@ -103,7 +111,9 @@ void cohere_embed(ServerContext& ctx, int version, const httplib::Request& req, 
 }  // namespace
 
 void register_embedding_routes(httplib::Server& http, ServerContext& ctx) {
-  auto openai = [&ctx](const httplib::Request& req, httplib::Response& res) { openai_embeddings(ctx, req, res); };
+  auto openai = [&ctx](const httplib::Request& req, httplib::Response& res) {
+    openai_embeddings(ctx, req, res);
+  };
   add_route(http, ctx, {"POST", "/v1/embeddings"}, openai);
   add_route(http, ctx, {"POST", "/embeddings"}, openai);
   for (int version : {1, 2}) {

@@ -41,10 +41,14 @@ std::vector<std::string> tokenize_inputs(const json& body, bool& was_list) {
     std::vector<std::string> texts;
     if (v.is_array())
       for (const json& t : v) {
-        if (!t.is_string()) throw api::ApiError::bad_request("'" + std::string(key) + "' must be a string or a list of strings", key);
+        if (!t.is_string())
+          throw api::ApiError::bad_request(
+              "'" + std::string(key) + "' must be a string or a list of strings", key);
         texts.push_back(t.get<std::string>());
       }
-    if (!v.is_array()) throw api::ApiError::bad_request("'" + std::string(key) + "' must be a string or a list of strings", key);
+    if (!v.is_array())
+      throw api::ApiError::bad_request(
+          "'" + std::string(key) + "' must be a string or a list of strings", key);
     return texts;
   }
   throw api::ApiError::bad_request("'input' is required", "input");
@@ -65,7 +69,8 @@ void register_info_routes(httplib::Server& http, ServerContext& ctx) {
 
   auto models = [&ctx](const httplib::Request&, httplib::Response& res) {
     json data = json::array();
-    for (const std::string& name : ctx.options.served_model_names) data.push_back(model_card(ctx, name));
+    for (const std::string& name : ctx.options.served_model_names)
+      data.push_back(model_card(ctx, name));
     send_json(res, 200, {{"object", "list"}, {"data", data}});
   };
   add_route(http, ctx, {"GET", "/v1/models"}, models);
@@ -78,7 +83,8 @@ void register_info_routes(httplib::Server& http, ServerContext& ctx) {
 
   add_route(http, ctx, {"GET", "/metrics", ErrorStyle::kOpenAI, false},
             [&ctx](const httplib::Request&, httplib::Response& res) {
-              ctx.metrics.set_queue(ctx.scheduler->queued_requests(), ctx.scheduler->queued_tokens());
+              ctx.metrics.set_queue(ctx.scheduler->queued_requests(),
+                                    ctx.scheduler->queued_tokens());
               res.status = 200;
               res.set_content(ctx.metrics.serialize(), "text/plain; version=0.0.4");
             });
@@ -89,31 +95,35 @@ void register_info_routes(httplib::Server& http, ServerContext& ctx) {
               res.set_content(std::string(openapi_json()), "application/json");
             });
 
-  add_route(http, ctx, {"POST", "/tokenize"}, [](const httplib::Request& req, httplib::Response& res) {
-    const json body = json_body(req);
-    bool was_list = false;
-    const auto texts = tokenize_inputs(body, was_list);
-    const bool add_eos = api::optional_bool(body, "add_eos").value_or(true);
-    json tokens = json::array();
-    for (const std::string& t : texts) {
-      tokens.push_back(Tokenizer::world().encode(t, add_eos));
-    }
-    send_json(res, 200, {{"tokens", was_list ? tokens : tokens[0]}});
-  });
+  add_route(http, ctx, {"POST", "/tokenize"},
+            [](const httplib::Request& req, httplib::Response& res) {
+              const json body = json_body(req);
+              bool was_list = false;
+              const auto texts = tokenize_inputs(body, was_list);
+              const bool add_eos = api::optional_bool(body, "add_eos").value_or(true);
+              json tokens = json::array();
+              for (const std::string& t : texts) {
+                tokens.push_back(Tokenizer::world().encode(t, add_eos));
+              }
+              send_json(res, 200, {{"tokens", was_list ? tokens : tokens[0]}});
+            });
 
-  add_route(http, ctx, {"POST", "/detokenize"}, [](const httplib::Request& req, httplib::Response& res) {
-    const json body = json_body(req);
-    if (!body.contains("tokens") || !body["tokens"].is_array())
-      throw api::ApiError::bad_request("'tokens' must be a list of token ids", "tokens");
-    std::vector<int32_t> ids;
-    for (const json& t : body["tokens"]) {
-      if (!t.is_number_integer() || !Tokenizer::world().is_known(t.get<int64_t>() > INT32_MAX ? -1 : t.get<int32_t>()))
-        throw api::ApiError::bad_request("'tokens' holds an id that is not in the vocabulary", "tokens");
-      ids.push_back(t.get<int32_t>());
-    }
-    // Ids may split a UTF-8 character: the JSON writer replaces such bytes with U+FFFD.
-    send_json(res, 200, {{"text", Tokenizer::world().decode(ids)}});
-  });
+  add_route(
+      http, ctx, {"POST", "/detokenize"}, [](const httplib::Request& req, httplib::Response& res) {
+        const json body = json_body(req);
+        if (!body.contains("tokens") || !body["tokens"].is_array())
+          throw api::ApiError::bad_request("'tokens' must be a list of token ids", "tokens");
+        std::vector<int32_t> ids;
+        for (const json& t : body["tokens"]) {
+          if (!t.is_number_integer() ||
+              !Tokenizer::world().is_known(t.get<int64_t>() > INT32_MAX ? -1 : t.get<int32_t>()))
+            throw api::ApiError::bad_request("'tokens' holds an id that is not in the vocabulary",
+                                             "tokens");
+          ids.push_back(t.get<int32_t>());
+        }
+        // Ids may split a UTF-8 character: the JSON writer replaces such bytes with U+FFFD.
+        send_json(res, 200, {{"text", Tokenizer::world().decode(ids)}});
+      });
 }
 
 }  // namespace rwkv::server

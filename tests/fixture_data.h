@@ -17,14 +17,14 @@ bool fixtures_present();
 const nlohmann::json& expected();
 // A float32 state file referenced as {"file","shape","dtype"} in expected.json.
 std::vector<float> load_state_file(const nlohmann::json& ref);
-std::vector<float> to_floats(const nlohmann::json& array);     // flattens nested arrays
+std::vector<float> to_floats(const nlohmann::json& array);  // flattens nested arrays
 std::vector<int32_t> to_ids(const nlohmann::json& array);
 
 }  // namespace rwkv::test
 
-#define RWKV_REQUIRE_FIXTURES()                                                       \
-  do {                                                                                \
-    if (!::rwkv::test::fixtures_present())                                            \
-      GTEST_SKIP() << "\n\n*** FIXTURES MISSING: " << ::rwkv::test::fixtures_dir()    \
+#define RWKV_REQUIRE_FIXTURES()                                                         \
+  do {                                                                                  \
+    if (!::rwkv::test::fixtures_present())                                              \
+      GTEST_SKIP() << "\n\n*** FIXTURES MISSING: " << ::rwkv::test::fixtures_dir()      \
                    << " not found; numeric checks against the reference SKIPPED ***\n"; \
   } while (0)

@@ -80,7 +80,8 @@ TEST_F(BatchInvariance, StateContinuationEqualsOnePass) {
   Engine engine(kernels::make_cpu_backend(), *model_, nullptr);
   Engine::Wanted wanted;
   wanted.state = true;
-  const std::vector<int32_t> prefix(text.begin(), text.begin() + 50), rest(text.begin() + 50, text.end());
+  const std::vector<int32_t> prefix(text.begin(), text.begin() + 50),
+      rest(text.begin() + 50, text.end());
   const Engine::Sequence first{prefix};
   const auto mid = engine.run(std::span(&first, 1), wanted)[0];
   const Engine::Sequence second{rest, &mid.state};

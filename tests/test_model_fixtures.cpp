@@ -128,9 +128,12 @@ TEST(ModelFixtures, UpstreamBatchesRowByRow) {
     const size_t W = results[0].state.wkv.size() / L;
     for (size_t b = 0; b < B; ++b) {
       const std::string row = name + " row " + std::to_string(b);
-      expect_close(results[b].embeddings[0], to_floats(c["retr"][b]), kEmbeddingTol, 0, row + " retr");
-      expect_close(results[b].embeddings[1], to_floats(c["sts"][b]), kEmbeddingTol, 0, row + " sts");
-      expect_close(results[b].embeddings[2], to_floats(c["cls"][b]), kEmbeddingTol, 0, row + " cls");
+      expect_close(results[b].embeddings[0], to_floats(c["retr"][b]), kEmbeddingTol, 0,
+                   row + " retr");
+      expect_close(results[b].embeddings[1], to_floats(c["sts"][b]), kEmbeddingTol, 0,
+                   row + " sts");
+      expect_close(results[b].embeddings[2], to_floats(c["cls"][b]), kEmbeddingTol, 0,
+                   row + " cls");
       std::vector<float> want0, want1;
       for (size_t l = 0; l < L; ++l) {
         for (size_t k = 0; k < 2; ++k)
@@ -163,8 +166,10 @@ TEST(ModelFixtures, OnlineRerank) {
     std::vector<float> logits;
     for (size_t i = 0; i < results.size(); ++i) {
       logits.push_back(results[i].logit);
-      expect_state(results[i].state.shift, c["state0"][i], name + " doc " + std::to_string(i) + " state0");
-      expect_state(results[i].state.wkv, c["state1"][i], name + " doc " + std::to_string(i) + " state1");
+      expect_state(results[i].state.shift, c["state0"][i],
+                   name + " doc " + std::to_string(i) + " state0");
+      expect_state(results[i].state.wkv, c["state1"][i],
+                   name + " doc " + std::to_string(i) + " state1");
     }
     expect_close(logits, to_floats(c["scores"][name]["logits"]), kLogitTol, 0, name + " logits");
   }
@@ -177,10 +182,12 @@ TEST(ModelFixtures, OfflineRerankFromCachedStates) {
     auto engine = make_engine(&fixture().reranker(name));
     std::vector<std::vector<int32_t>> doc_ids;
     for (const json& d : c["documents"]) {
-      doc_ids.push_back(Tokenizer::world().encode(rerank_document_text(d.get<std::string>()), false));
+      doc_ids.push_back(
+          Tokenizer::world().encode(rerank_document_text(d.get<std::string>()), false));
       ASSERT_EQ(doc_ids.back(), to_ids(c["doc_ids"][doc_ids.size() - 1]));
     }
-    const auto query_ids = Tokenizer::world().encode(rerank_query_text(c["query"].get<std::string>()));
+    const auto query_ids =
+        Tokenizer::world().encode(rerank_query_text(c["query"].get<std::string>()));
     ASSERT_EQ(query_ids, to_ids(c["query_ids"]));
 
     std::vector<Engine::Sequence> docs(doc_ids.begin(), doc_ids.end());
@@ -214,7 +221,8 @@ void expect_load_error(const Checkpoint& model, const Checkpoint* reranker,
     Engine engine(kernels::make_cpu_backend(), model, reranker);
     FAIL() << "loaded a broken checkpoint";
   } catch (const CheckpointError& e) {
-    for (const auto& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << e.what();
+    for (const auto& w : words)
+      EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << e.what();
   }
 }
 
@@ -223,7 +231,8 @@ TEST(ModelFixtures, StructureErrorsAreClear) {
   const Fixture& f = fixture();
   Checkpoint shape = f.embedding;
   shape.tensors["rwkv.blocks.1.att.key.weight"].shape = {64, 256};
-  expect_load_error(shape, nullptr, {"embedding.pth", "rwkv.blocks.1.att.key.weight", "expected [128, 128]"});
+  expect_load_error(shape, nullptr,
+                    {"embedding.pth", "rwkv.blocks.1.att.key.weight", "expected [128, 128]"});
 
   Checkpoint missing = f.embedding;
   missing.tensors.erase("head.sts_head.fc2.weight");

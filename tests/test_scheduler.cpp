@@ -1,14 +1,13 @@
 // The continuous-batching scheduler: results equal single-request results
 // whatever the concurrency, short requests overtake long ones, the queue is
 // bounded, cancellation frees work, shutdown drains.
-#include "engine/scheduler.h"
-
 #include <gtest/gtest.h>
 
 #include <random>
 #include <thread>
 
 #include "engine/random_model.h"
+#include "engine/scheduler.h"
 #include "engine/tokenizer.h"
 #include "tests/random_tokens.h"
 

@@ -49,10 +49,12 @@ class CpuBackend final : public Backend {
 
   void* allocate(size_t bytes) override {
     // 64-byte alignment for AVX-512 loads; never a null pointer for 0 bytes.
-    return ::operator new(std::max<size_t>(bytes, 64), std::align_val_t{64});
+    return ::operator new (std::max<size_t>(bytes, 64), std::align_val_t{64});
   }
-  void release(void* ptr) override { ::operator delete(ptr, std::align_val_t{64}); }
-  void to_device(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void release(void* ptr) override { ::operator delete (ptr, std::align_val_t{64}); }
+  void to_device(void* dst, const void* src, size_t bytes) override {
+    std::memcpy(dst, src, bytes);
+  }
   void to_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void copy(void* dst, const void* src, size_t bytes) override { std::memmove(dst, src, bytes); }
   void zero(void* dst, size_t bytes) override { std::memset(dst, 0, bytes); }
@@ -89,8 +91,8 @@ class CpuBackend final : public Backend {
   void layer_norm(int rows, int C, const float* x, const float* weight, const float* bias,
                   float eps, float* y) override {
 #pragma omp parallel for schedule(static)
-    for (int r = 0; r < rows; ++r) normalize_row(x + int64_t(r) * C, C, weight, bias, eps,
-                                                 y + int64_t(r) * C);
+    for (int r = 0; r < rows; ++r)
+      normalize_row(x + int64_t(r) * C, C, weight, bias, eps, y + int64_t(r) * C);
   }
 
   void token_shift_mix(const PackedBatch& batch, int C, const float* u, SlotArray shift,
@@ -121,10 +123,18 @@ class CpuBackend final : public Backend {
     for (int64_t i = 0; i < count; ++i) {
       const float v = x[i];
       switch (act) {
-        case Activation::kTanh: x[i] = std::tanh(v); break;
-        case Activation::kSigmoid: x[i] = sigmoid(v); break;
-        case Activation::kRelu: x[i] = v > 0 ? v : 0; break;
-        case Activation::kReluSquared: x[i] = v > 0 ? v * v : 0; break;
+        case Activation::kTanh:
+          x[i] = std::tanh(v);
+          break;
+        case Activation::kSigmoid:
+          x[i] = sigmoid(v);
+          break;
+        case Activation::kRelu:
+          x[i] = v > 0 ? v : 0;
+          break;
+        case Activation::kReluSquared:
+          x[i] = v > 0 ? v * v : 0;
+          break;
       }
     }
   }
@@ -185,15 +195,16 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void wkv7(const PackedBatch& batch, int heads, const float* r, const float* decay,
-            const float* k, const float* v, const float* alpha, const float* beta,
-            SlotArray state, float* y) override {
+  void wkv7(const PackedBatch& batch, int heads, const float* r, const float* decay, const float* k,
+            const float* v, const float* alpha, const float* beta, SlotArray state,
+            float* y) override {
     const int C = heads * kHeadSize;
     const int pairs = batch.num_seqs * heads;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int pair = 0; pair < pairs; ++pair) {
       const int s = pair / heads, h = pair % heads;
-      float* S = state.base + batch.slot[s] * state.slot_stride + int64_t(h) * kHeadSize * kHeadSize;
+      float* S =
+          state.base + batch.slot[s] * state.slot_stride + int64_t(h) * kHeadSize * kHeadSize;
       for (int t = batch.seq_start[s]; t < batch.seq_start[s + 1]; ++t) {
         const int64_t off = int64_t(t) * C + h * kHeadSize;
         wkv7_step(S, r + off, decay + off, k + off, v + off, alpha + off, beta + off, y + off);
@@ -241,7 +252,8 @@ class CpuBackend final : public Backend {
  private:
   static constexpr int kRowTile = 16;
 
-  static void sgemm(int M, int N, int K, const float* x, const float* w, float* y, bool accumulate) {
+  static void sgemm(int M, int N, int K, const float* x, const float* w, float* y,
+                    bool accumulate) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K,
                 accumulate ? 1.0f : 0.0f, y, N);
   }
