@@ -3,6 +3,7 @@
 // template (no EOS) and stores it; PUT uploads a blob (docs/state-format.md);
 // GET reads metadata, content or the list; DELETE removes. States belong to
 // the API key that created them (state_access.h).
+#include <algorithm>
 #include <set>
 
 #include "api/json_fields.h"
@@ -21,6 +22,7 @@ using nlohmann::json;
 
 constexpr int64_t kMaxTtlSeconds = int64_t(10) * 366 * 24 * 3600;
 constexpr int64_t kDefaultListLimit = 100, kMaxListLimit = 1000;
+constexpr uint64_t kMaxStateBytesPerRequest = uint64_t(512) << 20;  // POST /v1/states: 220 states of the 0.1B model
 
 api::ApiError invalid_id(const std::string& id, const std::string& param) {
   return api::ApiError::bad_request("invalid state id '" + api::sanitize_utf8(id.substr(0, 200)) +
@@ -94,6 +96,14 @@ void create_states(ServerContext& ctx, const httplib::Request& req, httplib::Res
     throw api::ApiError::bad_request("'documents' must be a non-empty array of strings or {\"text\", \"id\"?} objects",
                                      "documents");
   api::check_item_count(list->size(), "documents", ctx.options.max_inputs);
+  // Every computed state is held in memory until the request ends: bound their total.
+  const uint64_t state_bytes = state_blob_size(state_shape_of(ctx.engine->model()), StateDtype::kFloat32);
+  const size_t max_states = size_t(std::max<uint64_t>(1, kMaxStateBytesPerRequest / state_bytes));
+  if (list->size() > max_states)
+    throw api::ApiError::payload_too_large("at most " + std::to_string(max_states) +
+                                               " documents per request for this model (each state takes " +
+                                               std::to_string(state_bytes) + " bytes); split the request",
+                                           "documents");
 
   const std::string owner = request_state_owner(ctx, req);
   std::vector<NewState> states;

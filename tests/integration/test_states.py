@@ -575,3 +575,10 @@ def test_unreachable_redis_at_start_does_not_stop_the_server(make_server, tmp_pa
     assert "503 until it is reachable" in srv.output()
     assert srv.post("/v1/states", {"documents": ["a"]}).status_code == 503
     assert srv.post("/v1/embeddings", {"input": "a"}).status_code == 200
+
+
+def test_one_request_computes_a_bounded_amount_of_state(make_server, tmp_path):
+    """States are held in memory until the request ends: 512 MiB at most (220 of the 0.1B shape)."""
+    srv = make_server("--demo-shape", "0.1b", "--state-store", "memory")
+    r = srv.post("/v1/states", {"documents": ["x"] * 221})
+    assert r.status_code == 413 and "at most 220 documents" in r.json()["error"]["message"], r.text
