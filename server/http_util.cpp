@@ -94,6 +94,9 @@ void add_route(httplib::Server& http, ServerContext& ctx, const RouteSpec& spec,
     if (ctx.draining && spec.needs_auth) {
       send_error(res, spec.errors, api::ApiError::unavailable("the server is shutting down"));
       res.set_header("Retry-After", "5");
+    } else if (req.body.size() > ctx.options.max_body_bytes) {
+      // httplib enforces the limit on Content-Length bodies only, not on chunked ones.
+      send_error(res, spec.errors, api::ApiError::payload_too_large("request body too large"));
     } else if (spec.needs_auth && !authorized(ctx.options.api_keys, req.get_header_value("Authorization"))) {
       send_error(res, spec.errors, api::ApiError::unauthorized("invalid or missing API key"));
       res.set_header("WWW-Authenticate", "Bearer");

@@ -115,11 +115,13 @@ void register_info_routes(httplib::Server& http, ServerContext& ctx) {
           throw api::ApiError::bad_request("'tokens' must be a list of token ids", "tokens");
         std::vector<int32_t> ids;
         for (const json& t : body["tokens"]) {
-          if (!t.is_number_integer() ||
-              !Tokenizer::world().is_known(t.get<int64_t>() > INT32_MAX ? -1 : t.get<int32_t>()))
-            throw api::ApiError::bad_request("'tokens' holds an id that is not in the vocabulary",
-                                             "tokens");
-          ids.push_back(t.get<int32_t>());
+          const std::optional<int64_t> id = api::integer_value(t);
+          if (!id || *id < 0 || *id >= Tokenizer::kVocabSize ||
+              !Tokenizer::world().is_known(static_cast<int32_t>(*id)))
+            throw api::ApiError::bad_request(
+                "'tokens' holds " + api::describe_value(t) + ", not an id of the vocabulary",
+                "tokens");
+          ids.push_back(static_cast<int32_t>(*id));
         }
         // Ids may split a UTF-8 character: the JSON writer replaces such bytes with U+FFFD.
         send_json(res, 200, {{"text", Tokenizer::world().decode(ids)}});
