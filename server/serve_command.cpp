@@ -8,6 +8,9 @@
 
 #include "engine/random_model.h"
 #include "server/http_server.h"
+#ifdef RWKV_EMB_WITH_CUDA
+#include "kernels/cuda/cuda_backend.h"
+#endif
 
 namespace rwkv::server {
 namespace {
@@ -104,8 +107,32 @@ void apply_config_file(CLI::App& cmd, const std::string& path) {
   }
 }
 
+// --device cpu | cuda | cuda:N.
 std::unique_ptr<kernels::Backend> make_backend(const ServerOptions& o) {
   if (o.device == "cpu") return kernels::make_cpu_backend(o.threads);
+  if (o.device == "cuda" || o.device.starts_with("cuda:")) {
+#ifdef RWKV_EMB_WITH_CUDA
+    int index = 0;
+    if (o.device != "cuda") {
+      const std::string n = o.device.substr(5);
+      if (n.empty() || n.size() > 3 || n.find_first_not_of("0123456789") != std::string::npos)
+        throw std::runtime_error("--device '" + o.device + "': expected cuda or cuda:N");
+      index = std::stoi(n);
+    }
+    const int count = kernels::cuda_device_count();
+    if (count == 0)
+      throw std::runtime_error("--device " + o.device +
+                               ": no CUDA device found (no NVIDIA driver or no GPU); use --device cpu");
+    if (index >= count)
+      throw std::runtime_error("--device " + o.device + ": only " + std::to_string(count) +
+                               " CUDA device(s) (cuda:0.." + std::to_string(count - 1) + ")");
+    return kernels::make_cuda_backend(index);
+#else
+    throw std::runtime_error("--device " + o.device +
+                             ": this build has no CUDA support (rebuild with -DRWKV_EMB_CUDA=ON); "
+                             "use --device cpu");
+#endif
+  }
   throw std::runtime_error("device '" + o.device + "' is not available in this build (use --device cpu)");
 }
 
