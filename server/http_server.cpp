@@ -1,6 +1,7 @@
 #include "server/http_server.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include "server/http_util.h"
 
@@ -15,6 +16,13 @@ HttpServer::HttpServer(ServerContext& ctx) : ctx_(ctx) {
   http_.set_read_timeout(o.read_timeout_seconds, 0);
   http_.set_write_timeout(o.read_timeout_seconds, 0);
   http_.set_keep_alive_timeout(5);
+  // httplib's default closes a keep-alive connection after 5 requests.
+  http_.set_keep_alive_max_count(1000);
+  http_.set_socket_options([this](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    listen_socket_ = sock;
+  });
   http_.set_payload_max_length(o.max_body_bytes);
   http_.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     // Only statuses no route wrote a body for: unknown paths, oversized bodies.
@@ -40,11 +48,15 @@ HttpServer::HttpServer(ServerContext& ctx) : ctx_(ctx) {
 
 bool HttpServer::listen() {
   spdlog::info("listening on http://{}:{}", ctx_.options.host, ctx_.options.port);
-  if (!http_.listen(ctx_.options.host, ctx_.options.port)) {
+  if (!http_.bind_to_port(ctx_.options.host, ctx_.options.port)) {
     spdlog::error("cannot listen on {}:{}", ctx_.options.host, ctx_.options.port);
     return false;
   }
-  return true;
+  // The system httplib listens with a backlog of 5, which overflows (and
+  // resets connections) when many clients connect at once; listening again
+  // on the same socket raises it.
+  ::listen(listen_socket_, SOMAXCONN);
+  return http_.listen_after_bind();
 }
 
 }  // namespace rwkv::server

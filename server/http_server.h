@@ -18,6 +18,7 @@ class HttpServer {
  private:
   ServerContext& ctx_;
   httplib::Server http_;
+  socket_t listen_socket_ = INVALID_SOCKET;
 };
 
 // Route groups, one file each.

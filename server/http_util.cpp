@@ -116,9 +116,8 @@ void add_route(httplib::Server& http, ServerContext& ctx, const RouteSpec& spec,
 void respond_when_done(httplib::Response& res, ServerContext& ctx,
                        std::shared_ptr<PendingRequest> pending,
                        std::function<nlohmann::json(std::vector<Engine::Result>&)> build) {
-  constexpr auto kHeartbeat = std::chrono::milliseconds(100);
   // Most requests finish quickly: answer them with an ordinary response.
-  if (pending->wait_for(kHeartbeat)) {
+  if (pending->wait_for(std::chrono::milliseconds(100))) {
     auto results = pending->wait();
     send_json(res, 200, build(results));
     return;
@@ -132,6 +131,9 @@ void respond_when_done(httplib::Response& res, ServerContext& ctx,
   res.set_chunked_content_provider(
       "application/json; charset=utf-8",
       [pending, build](size_t, httplib::DataSink& sink) {
+        // Each waiting request costs a wake-up and a write per heartbeat; half
+        // a second keeps that small and still notices a closed client within ~1 s.
+        constexpr auto kHeartbeat = std::chrono::milliseconds(500);
         while (!pending->wait_for(kHeartbeat)) {
           if (!sink.write(" ", 1)) {  // the client is gone
             pending->cancel();

@@ -40,8 +40,8 @@ void send_error(httplib::Response& res, ErrorStyle style, const api::ApiError& e
 nlohmann::json json_body(const httplib::Request& req);
 
 // Answers when `pending` completes, with build(results) as a 200 JSON body.
-// While waiting it sends a space (valid leading JSON whitespace) every 100 ms
-// after the first, so a client that went away is noticed and its work
+// After 100 ms it switches to a streamed body and sends a space (valid leading
+// JSON whitespace) every 500 ms, so a client that went away is noticed and its work
 // cancelled instead of computed for nobody.
 void respond_when_done(httplib::Response& res, ServerContext& ctx,
                        std::shared_ptr<PendingRequest> pending,
