@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "bench/model_gemms.h"
 #include "engine/random_model.h"
 #include "engine/tokenizer.h"
 
@@ -26,35 +27,9 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-struct Gemm {
-  int n, k;  // y[M, n] = x[M, k] · W[n, k]ᵀ
-};
-
-// The matrix products of one forward pass over M tokens, layer by layer.
-std::vector<Gemm> model_gemms(const rwkv::ModelShape& s) {
-  std::vector<Gemm> g;
-  const int C = s.channels;
-  for (int l = 0; l < s.layers; ++l) {
-    for (int i = 0; i < 4; ++i) g.push_back({C, C});  // r, k, v, output
-    for (int d : {s.lora_w, s.lora_a, s.lora_g}) {
-      g.push_back({d, C});
-      g.push_back({C, d});
-    }
-    if (l > 0) {
-      g.push_back({s.lora_v, C});
-      g.push_back({C, s.lora_v});
-    }
-    g.push_back({s.ffn, C});
-    g.push_back({C, s.ffn});
-  }
-  return g;
-}
-
-double gemm_flops(const std::vector<Gemm>& gemms, int64_t M) {
-  double f = 0;
-  for (const Gemm& g : gemms) f += 2.0 * M * g.n * g.k;
-  return f;
-}
+using rwkv::bench::Gemm;
+using rwkv::bench::gemm_flops;
+using rwkv::bench::model_gemms;
 
 // Seconds for bare sgemm over the same shapes (best of `reps`).
 double time_bare_sgemm(const std::vector<Gemm>& gemms, int M, int reps) {

@@ -35,6 +35,7 @@ int main() {
 #include <vector>
 
 #include "engine/engine.h"
+#include "bench/model_gemms.h"
 #include "engine/random_model.h"
 #include "engine/tokenizer.h"
 #include "kernels/cuda/cuda_backend.h"
@@ -56,35 +57,9 @@ struct Options {
   bool quick = false;
 };
 
-struct Gemm {
-  int n, k;  // y[M, n] = x[M, k] · W[n, k]ᵀ
-};
-
-// The matrix products of one forward pass, layer by layer (as engine/model.cpp).
-std::vector<Gemm> model_gemms(const rwkv::ModelShape& s) {
-  std::vector<Gemm> g;
-  const int C = s.channels;
-  for (int l = 0; l < s.layers; ++l) {
-    for (int i = 0; i < 4; ++i) g.push_back({C, C});  // r, k, v, output
-    for (int d : {s.lora_w, s.lora_a, s.lora_g}) {
-      g.push_back({d, C});
-      g.push_back({C, d});
-    }
-    if (l > 0) {
-      g.push_back({s.lora_v, C});
-      g.push_back({C, s.lora_v});
-    }
-    g.push_back({s.ffn, C});
-    g.push_back({C, s.ffn});
-  }
-  return g;
-}
-
-double gemm_flops(const std::vector<Gemm>& gemms, double M) {
-  double f = 0;
-  for (const Gemm& g : gemms) f += 2.0 * M * g.n * g.k;
-  return f;
-}
+using rwkv::bench::Gemm;
+using rwkv::bench::gemm_flops;
+using rwkv::bench::model_gemms;
 
 // Bare SGEMMs through the backend's matmul (one cublasSgemm each), best of reps.
 class GemmTimer {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-shot check of the CUDA backend on a GPU machine, in under 8 minutes:
 #   setup (only if something is missing) -> nvidia-smi -> CUDA build ->
-#   GPU unit tests (rwkv_tests --gtest_filter='Cuda*') -> gpu_bench ->
+#   GPU unit tests (rwkv_tests --gtest_filter='Cuda*:*/cuda') -> gpu_bench ->
 #   HTTP integration tests with the server on the GPU (RWKV_EMB_DEVICE=cuda).
 # Everything goes to gpu-results.txt ($RESULTS, default $OUT/gpu-results.txt
 # when $OUT is set, else ./gpu-results.txt), ending with a one-line status per stage.
@@ -86,7 +86,7 @@ log ""
 log "fixtures: ${RWKV_FIXTURES_DIR:-NOT FOUND (fixture tests will skip)}"
 
 # ---- GPU unit tests, benchmark, HTTP tests -----------------------------------
-stage "GPU tests (Cuda*)" 150 "$BUILD_DIR/rwkv_tests" --gtest_filter='Cuda*' --gtest_color=no
+stage "GPU tests (Cuda*, */cuda)" 150 "$BUILD_DIR/rwkv_tests" --gtest_filter='Cuda*:*/cuda' --gtest_color=no
 stage "gpu_bench" 150 "$BUILD_DIR/gpu_bench" --budget "$(($(left 60) < 120 ? $(left 60) : 120))"
 if [ "${SKIP_HTTP:-0}" != 1 ]; then
   if python3 -c 'import pytest, requests' 2>/dev/null; then

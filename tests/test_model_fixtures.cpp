@@ -9,6 +9,9 @@
 #include "engine/engine.h"
 #include "engine/templates.h"
 #include "engine/tokenizer.h"
+#ifdef RWKV_EMB_WITH_CUDA
+#include "kernels/cuda/cuda_backend.h"
+#endif
 #include "tests/fixture_data.h"
 
 namespace rwkv {
@@ -60,9 +63,36 @@ const Fixture& fixture() {
   return f;
 }
 
-std::unique_ptr<Engine> make_engine(const Checkpoint* reranker = nullptr, EngineOptions opt = {}) {
-  return std::make_unique<Engine>(kernels::make_cpu_backend(), fixture().embedding, reranker, opt);
+// The fixture tests run once per backend: "cpu" always, "cuda" when this
+// build has CUDA and the machine a device (skipped loudly otherwise).
+bool backend_available(const std::string& name) {
+#ifdef RWKV_EMB_WITH_CUDA
+  if (name == "cuda") return kernels::cuda_device_count() > 0;
+#endif
+  return name == "cpu";
 }
+
+std::unique_ptr<kernels::Backend> make_backend(const std::string& name) {
+#ifdef RWKV_EMB_WITH_CUDA
+  if (name == "cuda") return kernels::make_cuda_backend(0);
+#endif
+  return kernels::make_cpu_backend();
+}
+
+class ModelFixtures : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    RWKV_REQUIRE_FIXTURES();
+    if (!backend_available(GetParam()))
+      GTEST_SKIP() << "backend " << GetParam() << " not available here";
+  }
+  std::unique_ptr<Engine> make_engine(const Checkpoint* reranker = nullptr, EngineOptions opt = {}) {
+    return std::make_unique<Engine>(make_backend(GetParam()), fixture().embedding, reranker, opt);
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Backends, ModelFixtures, ::testing::Values("cpu", "cuda"),
+                         [](const auto& info) { return info.param; });
 
 Engine::Wanted all_heads(bool state = false) {
   Engine::Wanted w;
@@ -71,8 +101,7 @@ Engine::Wanted all_heads(bool state = false) {
   return w;
 }
 
-TEST(ModelFixtures, EmbeddingsAndStatesOfEveryCase) {
-  RWKV_REQUIRE_FIXTURES();
+TEST_P(ModelFixtures, EmbeddingsAndStatesOfEveryCase) {
   auto engine = make_engine();
   for (const json& c : expected()["embeddings"]) {
     const std::string name = c["name"];
@@ -87,8 +116,7 @@ TEST(ModelFixtures, EmbeddingsAndStatesOfEveryCase) {
   }
 }
 
-TEST(ModelFixtures, SplitPassCarriesState) {
-  RWKV_REQUIRE_FIXTURES();
+TEST_P(ModelFixtures, SplitPassCarriesState) {
   auto engine = make_engine();
   for (const json& c : expected()["split_pass"]) {
     const std::string name = c["name"];
@@ -112,8 +140,7 @@ TEST(ModelFixtures, SplitPassCarriesState) {
 // The fixture batches are upstream's padded rows; running each row as its own
 // packed sequence (pad tokens included, as upstream processes them)
 // reproduces upstream's batched numbers, states included.
-TEST(ModelFixtures, UpstreamBatchesRowByRow) {
-  RWKV_REQUIRE_FIXTURES();
+TEST_P(ModelFixtures, UpstreamBatchesRowByRow) {
   auto engine = make_engine();
   for (const json& c : expected()["batch"]) {
     const std::string name = c["name"];
@@ -147,8 +174,7 @@ TEST(ModelFixtures, UpstreamBatchesRowByRow) {
   }
 }
 
-TEST(ModelFixtures, OnlineRerank) {
-  RWKV_REQUIRE_FIXTURES();
+TEST_P(ModelFixtures, OnlineRerank) {
   const json& c = expected()["rerank_online"];
   for (const std::string name : {"rr_idx", "rr_full"}) {
     auto engine = make_engine(&fixture().reranker(name));
@@ -175,8 +201,7 @@ TEST(ModelFixtures, OnlineRerank) {
   }
 }
 
-TEST(ModelFixtures, OfflineRerankFromCachedStates) {
-  RWKV_REQUIRE_FIXTURES();
+TEST_P(ModelFixtures, OfflineRerankFromCachedStates) {
   const json& c = expected()["rerank_offline"];
   for (const std::string name : {"rr_idx", "rr_full"}) {
     auto engine = make_engine(&fixture().reranker(name));
@@ -226,7 +251,7 @@ void expect_load_error(const Checkpoint& model, const Checkpoint* reranker,
   }
 }
 
-TEST(ModelFixtures, StructureErrorsAreClear) {
+TEST(ModelStructure, ErrorsAreClear) {
   RWKV_REQUIRE_FIXTURES();
   const Fixture& f = fixture();
   Checkpoint shape = f.embedding;
