@@ -1,5 +1,6 @@
 #include "tests/fixture_data.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -51,6 +52,22 @@ std::vector<float> to_floats(const nlohmann::json& array) {
 
 std::vector<int32_t> to_ids(const nlohmann::json& array) {
   return array.get<std::vector<int32_t>>();
+}
+
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, double abs_tol,
+                  double rel_tol, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  double worst = 0;
+  size_t worst_at = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double excess = std::abs(double(got[i]) - want[i]) - rel_tol * std::abs(want[i]);
+    if (!(excess <= worst)) {  // also catches NaN
+      worst = std::isnan(excess) ? INFINITY : excess;
+      worst_at = i;
+    }
+  }
+  EXPECT_LE(worst, abs_tol) << what << ": element " << worst_at << " got " << got[worst_at]
+                            << " want " << want[worst_at];
 }
 
 }  // namespace rwkv::test

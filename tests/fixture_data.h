@@ -20,6 +20,10 @@ std::vector<float> load_state_file(const nlohmann::json& ref);
 std::vector<float> to_floats(const nlohmann::json& array);  // flattens nested arrays
 std::vector<int32_t> to_ids(const nlohmann::json& array);
 
+// |got - want| <= abs_tol + rel_tol * |want| elementwise; reports the worst element.
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, double abs_tol,
+                  double rel_tol, const std::string& what);
+
 }  // namespace rwkv::test
 
 #define RWKV_REQUIRE_FIXTURES()                                                         \

@@ -23,16 +23,17 @@ namespace {
 
 using kernels::Backend;
 using nlohmann::json;
+using test::expect_close;
 
-#define RWKV_REQUIRE_CUDA()                                                   \
-  do {                                                                        \
+#define RWKV_REQUIRE_CUDA()                                                  \
+  do {                                                                       \
     if (kernels::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device"; \
   } while (0)
 
 // ---- Comparisons ----------------------------------------------------------
 
 struct Diff {
-  double max_abs = 0;  // max |got - want| (infinite on NaN)
+  double max_abs = 0;   // max |got - want| (infinite on NaN)
   double max_want = 0;  // max |want|, for scale
   double cosine = 1;
 };
@@ -50,23 +51,6 @@ Diff diff(const std::vector<float>& got, const std::vector<float>& want) {
   }
   d.cosine = gg == 0 && ww == 0 ? 1 : dot / std::sqrt(gg * ww);
   return d;
-}
-
-// |got - want| <= abs_tol + rel_tol * |want| elementwise; reports the worst.
-void expect_close(const std::vector<float>& got, const std::vector<float>& want, double abs_tol,
-                  double rel_tol, const std::string& what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  double worst = 0;
-  size_t worst_at = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double excess = std::abs(double(got[i]) - want[i]) - rel_tol * std::abs(want[i]);
-    if (!(excess <= worst)) {  // also catches NaN
-      worst = std::isnan(excess) ? INFINITY : excess;
-      worst_at = i;
-    }
-  }
-  EXPECT_LE(worst, abs_tol) << what << ": element " << worst_at << " got " << got[worst_at]
-                            << " want " << want[worst_at];
 }
 
 // Prints the measured difference (the numbers a GPU run reports), then checks it.
@@ -136,7 +120,8 @@ class CudaOps : public ::testing::Test {
     op(*gpu_, true);
     gpu_->synchronize();
   }
-  void expect_same(const Mirror<float>& m, double abs_tol, double rel_tol, const std::string& what) {
+  void expect_same(const Mirror<float>& m, double abs_tol, double rel_tol,
+                   const std::string& what) {
     expect_close(m.gpu.to_host(), m.cpu.to_host(), abs_tol, rel_tol, what);
   }
 
@@ -172,14 +157,15 @@ struct MirroredBatch {
 };
 
 TEST_F(CudaOps, Matmul) {
-  for (const auto [M, N, K] : {std::array{1, 1, 1}, std::array{16, 96, 128}, std::array{37, 768, 64},
-                               std::array{300, 128, 512}}) {
+  for (const auto [M, N, K] : {std::array{1, 1, 1}, std::array{16, 96, 128},
+                               std::array{37, 768, 64}, std::array{300, 128, 512}}) {
     auto x = mirror_random(size_t(M) * K), w = mirror_random(size_t(N) * K),
          y = mirror_random(size_t(M) * N);
     for (bool acc : {true, false}) {
       both([&](Backend& be, bool g) { be.matmul(M, N, K, x.on(g), w.on(g), y.on(g), acc); });
-      expect_same(y, 1e-5 * std::sqrt(K), 1e-5,
-                  "matmul " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K));
+      expect_same(
+          y, 1e-5 * std::sqrt(K), 1e-5,
+          "matmul " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K));
     }
   }
 }
@@ -197,8 +183,8 @@ TEST_F(CudaOps, RowCopiesAndPointwise) {
   expect_same(out, 0, 0, "broadcast_row");
 
   using kernels::Activation;
-  for (Activation act : {Activation::kTanh, Activation::kSigmoid, Activation::kRelu,
-                         Activation::kReluSquared}) {
+  for (Activation act :
+       {Activation::kTanh, Activation::kSigmoid, Activation::kRelu, Activation::kReluSquared}) {
     auto x = mirror_random(size_t(T) * C, -6, 6);
     both([&](Backend& be, bool g) { be.activate(act, size_t(T) * C, x.on(g)); });
     expect_same(x, 1e-6, 1e-6, "activate " + std::to_string(int(act)));
@@ -212,11 +198,13 @@ TEST_F(CudaOps, RowCopiesAndPointwise) {
 }
 
 TEST_F(CudaOps, LayerNorm) {
-  for (const auto [rows, C] : {std::array{1, 32}, std::array{37, 100}, std::array{20, 768},
-                               std::array{3, 2048}}) {
+  for (const auto [rows, C] :
+       {std::array{1, 32}, std::array{37, 100}, std::array{20, 768}, std::array{3, 2048}}) {
     auto x = mirror_random(size_t(rows) * C, -3, 5), w = mirror_random(C, 0.5, 1.5),
          b = mirror_random(C), y = mirror_random(size_t(rows) * C);
-    both([&](Backend& be, bool g) { be.layer_norm(rows, C, x.on(g), w.on(g), b.on(g), 1e-5f, y.on(g)); });
+    both([&](Backend& be, bool g) {
+      be.layer_norm(rows, C, x.on(g), w.on(g), b.on(g), 1e-5f, y.on(g));
+    });
     expect_same(y, 1e-5, 1e-5, "layer_norm C=" + std::to_string(C));
   }
 }
@@ -243,7 +231,8 @@ TEST_F(CudaOps, TokenShiftMix) {
     }
     be.token_shift_mix(batch.on(g), C, u.on(g), {shift.on(g) + C, 3 * C}, 6, mp, op);
   });
-  for (int m = 0; m < 6; ++m) expect_same(out[m], 1e-6, 1e-6, "token_shift_mix out " + std::to_string(m));
+  for (int m = 0; m < 6; ++m)
+    expect_same(out[m], 1e-6, 1e-6, "token_shift_mix out " + std::to_string(m));
   expect_same(shift, 0, 0, "token_shift_mix shift state");
 }
 
@@ -282,7 +271,8 @@ TEST_F(CudaOps, Wkv7) {
   MirroredBatch batch{T, kSlots, mirror(host.tokens), mirror(host.seq_start), mirror(host.slots)};
   // Realistic inputs: decay in (0.55, 1), alpha = -kk, beta = kk * a with kk
   // unit-norm per head, so the state stays bounded over 300 steps.
-  std::vector<float> kk = random_floats(rng_, size_t(T) * C, -1, 1), rate = random_floats(rng_, size_t(T) * C, 0, 1);
+  std::vector<float> kk = random_floats(rng_, size_t(T) * C, -1, 1),
+                     rate = random_floats(rng_, size_t(T) * C, 0, 1);
   std::vector<float> alpha(kk.size()), beta(kk.size());
   for (size_t h0 = 0; h0 < kk.size(); h0 += 64) {
     double sq = 0;
@@ -310,8 +300,8 @@ TEST_F(CudaOps, WkvOutput) {
   const int H = 4, C = H * 64, T = 29;
   auto r = mirror_random(size_t(T) * C), k = mirror_random(size_t(T) * C),
        v = mirror_random(size_t(T) * C), g = mirror_random(size_t(T) * C),
-       y = mirror_random(size_t(T) * C, -4, 4), r_k = mirror_random(C), w = mirror_random(C, 0.5, 1.5),
-       b = mirror_random(C);
+       y = mirror_random(size_t(T) * C, -4, 4), r_k = mirror_random(C),
+       w = mirror_random(C, 0.5, 1.5), b = mirror_random(C);
   both([&](Backend& be, bool gs) {
     be.wkv_output(T, H, r.on(gs), k.on(gs), v.on(gs), r_k.on(gs), w.on(gs), b.on(gs), 64e-5f,
                   g.on(gs), y.on(gs));
@@ -325,7 +315,8 @@ TEST_F(CudaOps, PoolTokenLayerNorm) {
   const Batch host = make_batch(10);  // ~10% of the tokens are pooled
   const int T = int(host.tokens.size());
   MirroredBatch batch{T, kSlots, mirror(host.tokens), mirror(host.seq_start), mirror(host.slots)};
-  auto x = mirror_random(size_t(T) * C, -2, 3), w = mirror_random(C, 0.5, 1.5), b = mirror_random(C);
+  auto x = mirror_random(size_t(T) * C, -2, 3), w = mirror_random(C, 0.5, 1.5),
+       b = mirror_random(C);
   std::vector<float> sums = random_floats(rng_, size_t(kSlots) * (C + 1), -1, 1);
   for (int s = 0; s < kSlots; ++s) sums[size_t(s) * (C + 1) + C] = float(s);  // prior counts
   auto pool = mirror(sums);
@@ -406,7 +397,8 @@ class CudaBatchInvariance : public ::testing::Test {
 };
 Checkpoint* CudaBatchInvariance::model_ = nullptr;
 
-void expect_invariant(const Engine::Result& got, const Engine::Result& alone, const std::string& what) {
+void expect_invariant(const Engine::Result& got, const Engine::Result& alone,
+                      const std::string& what) {
   expect_within(got.embeddings[0], alone.embeddings[0], 1e-5, 0.99999, what + " embedding");
   expect_within(got.state.shift, alone.state.shift, 1e-5, 0.99999, what + " shift state");
   expect_within(got.state.wkv, alone.state.wkv, 1e-5, 0.99999, what + " wkv state");

@@ -18,6 +18,7 @@ namespace rwkv {
 namespace {
 
 using nlohmann::json;
+using test::expect_close;
 using test::expected;
 using test::load_state_file;
 using test::to_floats;
@@ -25,23 +26,6 @@ using test::to_ids;
 
 constexpr double kEmbeddingTol = 1e-4;
 constexpr double kLogitTol = 1e-4;
-
-// |got - want| <= abs_tol + rel_tol * |want| elementwise; reports the worst.
-void expect_close(const std::vector<float>& got, const std::vector<float>& want, double abs_tol,
-                  double rel_tol, const std::string& what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  double worst = 0;
-  size_t worst_at = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double excess = std::abs(double(got[i]) - want[i]) - rel_tol * std::abs(want[i]);
-    if (!(excess <= worst)) {  // also catches NaN
-      worst = std::isnan(excess) ? INFINITY : excess;
-      worst_at = i;
-    }
-  }
-  EXPECT_LE(worst, abs_tol) << what << ": element " << worst_at << " got " << got[worst_at]
-                            << " want " << want[worst_at];
-}
 
 void expect_state(const std::vector<float>& got, const json& ref, const std::string& what) {
   expect_close(got, load_state_file(ref), 2e-4, 2e-5, what);
@@ -86,7 +70,8 @@ class ModelFixtures : public ::testing::TestWithParam<std::string> {
     if (!backend_available(GetParam()))
       GTEST_SKIP() << "backend " << GetParam() << " not available here";
   }
-  std::unique_ptr<Engine> make_engine(const Checkpoint* reranker = nullptr, EngineOptions opt = {}) {
+  std::unique_ptr<Engine> make_engine(const Checkpoint* reranker = nullptr,
+                                      EngineOptions opt = {}) {
     return std::make_unique<Engine>(make_backend(GetParam()), fixture().embedding, reranker, opt);
   }
 };
