@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/engine.h"
 #include "bench/model_gemms.h"
+#include "engine/engine.h"
 #include "engine/random_model.h"
 #include "engine/tokenizer.h"
 

@@ -34,8 +34,8 @@ int main() {
 #include <string>
 #include <vector>
 
-#include "engine/engine.h"
 #include "bench/model_gemms.h"
+#include "engine/engine.h"
 #include "engine/random_model.h"
 #include "engine/tokenizer.h"
 #include "kernels/cuda/cuda_backend.h"
@@ -52,8 +52,8 @@ double seconds_since(Clock::time_point t0) {
 
 struct Options {
   int device = 0;
-  double budget = 240;     // seconds for the whole run (rough: checked between cases)
-  int max_step = 65536;    // tokens per engine step
+  double budget = 240;   // seconds for the whole run (rough: checked between cases)
+  int max_step = 65536;  // tokens per engine step
   bool quick = false;
 };
 
@@ -65,7 +65,9 @@ using rwkv::bench::model_gemms;
 class GemmTimer {
  public:
   GemmTimer(rwkv::kernels::Backend& be, int max_m, int max_n, int max_k)
-      : be_(be), x_(be, size_t(max_m) * max_k), w_(be, size_t(max_n) * max_k),
+      : be_(be),
+        x_(be, size_t(max_m) * max_k),
+        w_(be, size_t(max_n) * max_k),
         y_(be, size_t(max_m) * max_n) {
     // Small nonzero values: the same work as real data, no denormals.
     std::vector<float> ones(std::max(x_.size(), w_.size()), 0.01f);
@@ -99,7 +101,10 @@ std::vector<int32_t> random_ids(std::mt19937& rng, int n) {
 class Bench {
  public:
   explicit Bench(const Options& o)
-      : o_(o), shape_(rwkv::ModelShape::tiny_01b()), gemms_(model_gemms(shape_)), start_(Clock::now()) {
+      : o_(o),
+        shape_(rwkv::ModelShape::tiny_01b()),
+        gemms_(model_gemms(shape_)),
+        start_(Clock::now()) {
     std::printf("building random 0.1B-shape checkpoints (L=%d C=%d F=%d)...\n", shape_.layers,
                 shape_.channels, shape_.ffn);
     std::fflush(stdout);
@@ -111,12 +116,14 @@ class Bench {
   }
 
   void embeddings() {
-    std::printf("== 1. Embedding throughput (float32; model TFLOP/s = matrix FLOPs / forward time; "
-                "bare = cuBLAS SGEMM on the same shapes, M = tokens per step)\n");
+    std::printf(
+        "== 1. Embedding throughput (float32; model TFLOP/s = matrix FLOPs / forward time; "
+        "bare = cuBLAS SGEMM on the same shapes, M = tokens per step)\n");
     std::printf("%6s %4s %9s %6s %12s %12s %12s %7s\n", "T", "B", "tokens", "steps", "tokens/s",
                 "model TF/s", "bare TF/s", "ratio");
-    const std::vector<int> lengths = o_.quick ? std::vector<int>{512, 4096}
-                                              : std::vector<int>{512, 1024, 2048, 4096, 8192, 16384};
+    const std::vector<int> lengths = o_.quick
+                                         ? std::vector<int>{512, 4096}
+                                         : std::vector<int>{512, 1024, 2048, 4096, 8192, 16384};
     const std::vector<int> batches = o_.quick ? std::vector<int>{1, 8} : std::vector<int>{1, 8, 64};
     std::mt19937 rng(3);
     for (int T : lengths) {
@@ -129,9 +136,10 @@ class Bench {
         EngineOptions opt;
         opt.max_slots = B;
         opt.chunk_tokens = std::min(T, o_.max_step);
-        opt.max_step_tokens = std::clamp(B * T, opt.chunk_tokens, std::max(o_.max_step, opt.chunk_tokens));
+        opt.max_step_tokens =
+            std::clamp(B * T, opt.chunk_tokens, std::max(o_.max_step, opt.chunk_tokens));
         Engine engine(rwkv::kernels::make_cuda_backend(o_.device), model_, nullptr, opt);
-        std::vector<std::vector<int32_t>> inputs;
+        std::vector<std::vector<int32_t> > inputs;
         for (int b = 0; b < B; ++b) {
           inputs.push_back(random_ids(rng, T));
           inputs.back().back() = rwkv::Tokenizer::kEos;
@@ -206,7 +214,7 @@ class Bench {
       opt.max_step_tokens = std::max(o_.max_step, opt.chunk_tokens);
       Engine engine(rwkv::kernels::make_cuda_backend(o_.device), model_, &reranker_, opt);
       const auto query = random_ids(rng, query_len);
-      std::vector<std::vector<int32_t>> docs, online;
+      std::vector<std::vector<int32_t> > docs, online;
       for (int i = 0; i < pairs; ++i) {
         docs.push_back(random_ids(rng, doc_len));
         online.push_back(docs.back());
@@ -245,8 +253,9 @@ class Bench {
                   tokens / online_secs, cache_secs, pairs / offline_secs);
       std::fflush(stdout);
     }
-    std::printf("(offline pairs/s includes uploading each cached state, %.1f MB, to the device)\n\n",
-                double(shape_.layers) * (shape_.channels / 64) * 64 * 64 * 4 / 1e6);
+    std::printf(
+        "(offline pairs/s includes uploading each cached state, %.1f MB, to the device)\n\n",
+        double(shape_.layers) * (shape_.channels / 64) * 64 * 64 * 4 / 1e6);
   }
 
   void footer() { std::printf("total bench time: %.1f s\n", seconds_since(start_)); }
@@ -262,7 +271,8 @@ class Bench {
     slowest_rate_ = slowest_rate_ > 0 ? std::min(slowest_rate_, rate) : rate;
   }
   GemmTimer& timer() {
-    if (!timer_) timer_ = std::make_unique<GemmTimer>(*gemm_backend_, o_.max_step, shape_.ffn, shape_.ffn);
+    if (!timer_)
+      timer_ = std::make_unique<GemmTimer>(*gemm_backend_, o_.max_step, shape_.ffn, shape_.ffn);
     return *timer_;
   }
   double bare_seconds(int M) {
@@ -288,12 +298,18 @@ int main(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
-    if (!std::strcmp(argv[i], "--quick")) o.quick = true;
-    else if (!std::strcmp(argv[i], "--device") && has_value) o.device = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--budget") && has_value) o.budget = std::atof(argv[++i]);
-    else if (!std::strcmp(argv[i], "--max-step") && has_value) o.max_step = std::max(1, std::atoi(argv[++i]));
+    if (!std::strcmp(argv[i], "--quick"))
+      o.quick = true;
+    else if (!std::strcmp(argv[i], "--device") && has_value)
+      o.device = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--budget") && has_value)
+      o.budget = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--max-step") && has_value)
+      o.max_step = std::max(1, std::atoi(argv[++i]));
     else {
-      std::fprintf(stderr, "usage: gpu_bench [--device N] [--budget SECONDS] [--max-step TOKENS] [--quick]\n");
+      std::fprintf(
+          stderr,
+          "usage: gpu_bench [--device N] [--budget SECONDS] [--max-step TOKENS] [--quick]\n");
       return 2;
     }
   }

@@ -41,7 +41,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 std::vector<int32_t> concat(std::initializer_list<const std::vector<int32_t>*> parts) {
   std::vector<int32_t> out;
@@ -74,7 +76,8 @@ int main(int argc, char** argv) {
     } else if (arg("--lengths")) {
       lengths.clear();
       std::stringstream ss(argv[++i]);
-      for (std::string item; std::getline(ss, item, ',');) lengths.push_back(std::atoi(item.c_str()));
+      for (std::string item; std::getline(ss, item, ',');)
+        lengths.push_back(std::atoi(item.c_str()));
     } else {
       std::fprintf(stderr, "unknown argument %s\n", argv[i]);
       return 2;
@@ -88,15 +91,19 @@ int main(int argc, char** argv) {
   const ModelShape shape = ModelShape::tiny_01b();
   const Checkpoint model = make_random_embedding_checkpoint(shape, 1);
   const Checkpoint reranker = make_random_reranker_checkpoint(shape, 2);
-  Engine engine(kernels::make_cpu_backend(threads), model, &reranker);  // default options, as the server
+  Engine engine(kernels::make_cpu_backend(threads), model,
+                &reranker);  // default options, as the server
   const ModelFingerprint fingerprint = model_fingerprint(model);
   const StateShape state_shape = state_shape_of(engine.model());
   const auto& opt = engine.options();
-  std::printf("model: random 0.1B shape (L=%d C=%d H=%d); engine: %d slots, %d tokens/step, chunks of %d\n",
-              shape.layers, shape.channels, shape.channels / 64, opt.max_slots, opt.max_step_tokens,
-              opt.chunk_tokens);
-  std::printf("offline: %d pairs per request; online: %d pair(s) timed, extrapolated per pair; query %d tokens\n\n",
-              pairs, online_pairs, query_len);
+  std::printf(
+      "model: random 0.1B shape (L=%d C=%d H=%d); engine: %d slots, %d tokens/step, chunks of %d\n",
+      shape.layers, shape.channels, shape.channels / 64, opt.max_slots, opt.max_step_tokens,
+      opt.chunk_tokens);
+  std::printf(
+      "offline: %d pairs per request; online: %d pair(s) timed, extrapolated per pair; query %d "
+      "tokens\n\n",
+      pairs, online_pairs, query_len);
 
   std::mt19937 rng(7);
   std::uniform_int_distribution<int32_t> token(1, 65529);
@@ -106,7 +113,8 @@ int main(int argc, char** argv) {
     return t;
   };
   const Tokenizer& tok = Tokenizer::world();
-  const std::vector<int32_t> doc_head = tok.encode(std::string(kRerankInstruction) + "Document: ", false);
+  const std::vector<int32_t> doc_head =
+      tok.encode(std::string(kRerankInstruction) + "Document: ", false);
   const std::vector<int32_t> doc_tail = tok.encode("\n", false);
   const std::vector<int32_t> query_head = tok.encode(rerank_query_text(""), false);
   const std::vector<int32_t> eos = {Tokenizer::kEos};
@@ -125,10 +133,11 @@ int main(int argc, char** argv) {
     engine.run(std::span(&s, 1), score);
   }
 
-  std::printf("%6s %8s %9s %9s %9s %9s %9s %8s %9s %10s %10s\n", "doc", "online", "online", "online", "offline",
-              "offline", "offline", "speedup", "doc state", "state B", "state B");
-  std::printf("%6s %8s %9s %9s %9s %9s %9s %8s %9s %10s %10s\n", "tokens", "tok/pair", "pairs/s", "tok/s", "tok/pair",
-              "pairs/s", "tok/s", "", "s (once)", "float32", "float16");
+  std::printf("%6s %8s %9s %9s %9s %9s %9s %8s %9s %10s %10s\n", "doc", "online", "online",
+              "online", "offline", "offline", "offline", "speedup", "doc state", "state B",
+              "state B");
+  std::printf("%6s %8s %9s %9s %9s %9s %9s %8s %9s %10s %10s\n", "tokens", "tok/pair", "pairs/s",
+              "tok/s", "tok/pair", "pairs/s", "tok/s", "", "s (once)", "float32", "float16");
   for (const int length : lengths) {
     const std::vector<int32_t> body = random_tokens(length);
     const std::vector<int32_t> document = concat({&doc_head, &body, &doc_tail});
@@ -139,7 +148,8 @@ int main(int argc, char** argv) {
     const Engine::Sequence doc_seq{document};
     const SequenceState state = engine.run(std::span(&doc_seq, 1), state_only)[0].state;
     const double state_seconds = seconds_since(t0);
-    const std::string blob = encode_state(state, fingerprint, state_shape, StateDtype::kFloat32, document.size());
+    const std::string blob =
+        encode_state(state, fingerprint, state_shape, StateDtype::kFloat32, document.size());
     const size_t half_bytes = state_blob_size(state_shape, StateDtype::kFloat16);
 
     // Offline: decode per pair (the server decodes every state document), then the queries.
@@ -149,7 +159,8 @@ int main(int argc, char** argv) {
       t0 = Clock::now();
       std::vector<SequenceState> states;
       states.reserve(pairs);
-      for (int i = 0; i < pairs; ++i) states.push_back(decode_state(blob, fingerprint, state_shape));
+      for (int i = 0; i < pairs; ++i)
+        states.push_back(decode_state(blob, fingerprint, state_shape));
       std::vector<Engine::Sequence> queries;
       for (const auto& s : states) queries.push_back({query, &s});
       offline_results = engine.run(queries, score);
@@ -164,12 +175,15 @@ int main(int argc, char** argv) {
 
     // Same pair, same score, either way (a sanity check of the setup).
     const float diff = std::abs(offline_results[0].logit - online_results[0].logit);
-    if (!(diff < 1e-3f)) std::printf("WARNING: offline and online logits differ by %g\n", double(diff));
+    if (!(diff < 1e-3f))
+      std::printf("WARNING: offline and online logits differ by %g\n", double(diff));
 
-    const double online_rate = online_pairs / online_seconds, offline_rate = pairs / offline_seconds;
-    std::printf("%6d %8zu %9.3f %9.0f %9zu %9.2f %9.0f %7.1fx %9.2f %10zu %10zu\n", length, online.size(),
-                online_rate, online_rate * online.size(), query.size(), offline_rate, offline_rate * query.size(),
-                offline_rate / online_rate, state_seconds, blob.size(), half_bytes);
+    const double online_rate = online_pairs / online_seconds,
+                 offline_rate = pairs / offline_seconds;
+    std::printf("%6d %8zu %9.3f %9.0f %9zu %9.2f %9.0f %7.1fx %9.2f %10zu %10zu\n", length,
+                online.size(), online_rate, online_rate * online.size(), query.size(), offline_rate,
+                offline_rate * query.size(), offline_rate / online_rate, state_seconds, blob.size(),
+                half_bytes);
     std::fflush(stdout);
   }
   return 0;

@@ -21,7 +21,8 @@ std::string errno_text() { return std::strerror(errno); }
 
 // A failed file operation: out of space is StateStoreFull, anything else unavailable.
 [[noreturn]] void io_failure(const std::string& what, const fs::path& path) {
-  const std::string message = "state store: cannot " + what + " " + path.string() + ": " + errno_text();
+  const std::string message =
+      "state store: cannot " + what + " " + path.string() + ": " + errno_text();
   if (errno == ENOSPC || errno == EDQUOT) throw StateStoreFull(message);
   throw StateStoreUnavailable(message);
 }
@@ -114,7 +115,8 @@ bool ends_with(const std::string& s, std::string_view suffix) { return s.ends_wi
 
 }  // namespace
 
-DiskStateStore::DiskStateStore(fs::path dir, uint64_t max_bytes) : dir_(std::move(dir)), max_bytes_(max_bytes) {
+DiskStateStore::DiskStateStore(fs::path dir, uint64_t max_bytes)
+    : dir_(std::move(dir)), max_bytes_(max_bytes) {
   scan();
 }
 
@@ -129,21 +131,27 @@ fs::path DiskStateStore::file_of(const std::string& owner, const std::string& id
 void DiskStateStore::scan() {
   std::error_code ec;
   if (!fs::exists(dir_, ec)) {
-    spdlog::info("disk state store {}: empty (the folder is created with the first state)", dir_.string());
+    spdlog::info("disk state store {}: empty (the folder is created with the first state)",
+                 dir_.string());
     return;
   }
-  if (!fs::is_directory(dir_, ec)) throw std::runtime_error("state store folder " + dir_.string() + " is not a folder");
+  if (!fs::is_directory(dir_, ec))
+    throw std::runtime_error("state store folder " + dir_.string() + " is not a folder");
   const int64_t now = unix_now_ms();
   size_t expired = 0;
   fs::directory_iterator owners(dir_, ec);
-  if (ec) throw std::runtime_error("cannot read the state store folder " + dir_.string() + ": " + ec.message());
+  if (ec)
+    throw std::runtime_error("cannot read the state store folder " + dir_.string() + ": " +
+                             ec.message());
   for (const fs::directory_entry& owner_entry : owners) {
     const std::string owner_name = owner_entry.path().filename().string();
     if (!owner_entry.is_directory(ec)) continue;
-    if (owner_name != kPublicOwnerDir && (owner_name.empty() || !valid_state_owner(owner_name))) continue;
+    if (owner_name != kPublicOwnerDir && (owner_name.empty() || !valid_state_owner(owner_name)))
+      continue;
     const std::string owner = owner_name == kPublicOwnerDir ? "" : owner_name;
     fs::directory_iterator files(owner_entry.path(), ec);
-    if (ec) throw std::runtime_error("cannot read " + owner_entry.path().string() + ": " + ec.message());
+    if (ec)
+      throw std::runtime_error("cannot read " + owner_entry.path().string() + ": " + ec.message());
     for (const fs::directory_entry& file : files) {
       const std::string name = file.path().filename().string();
       if (ends_with(name, kTempSuffix)) {  // an interrupted write
@@ -169,12 +177,15 @@ void DiskStateStore::scan() {
         index_[{owner, id}] = std::move(meta);
       } catch (const std::exception& e) {
         ++skipped_;
-        spdlog::warn("disk state store: skipping corrupted file {}: {}", file.path().string(), e.what());
+        spdlog::warn("disk state store: skipping corrupted file {}: {}", file.path().string(),
+                     e.what());
       }
     }
   }
-  spdlog::info("disk state store {}: {} state(s), {} bytes loaded; {} corrupted file(s) skipped, {} expired removed",
-               dir_.string(), index_.size(), bytes_, skipped_, expired);
+  spdlog::info(
+      "disk state store {}: {} state(s), {} bytes loaded; {} corrupted file(s) skipped, {} expired "
+      "removed",
+      dir_.string(), index_.size(), bytes_, skipped_, expired);
 }
 
 void DiskStateStore::remove_file(const Key& key) {
@@ -215,7 +226,8 @@ bool DiskStateStore::put(StateMeta meta, std::shared_ptr<const std::string> blob
   if (max_bytes_ && bytes_ - old_bytes + meta.info.bytes > max_bytes_) {
     ::unlink(temp.c_str());
     throw StateStoreFull("the disk state store is full: " + std::to_string(bytes_) + " of " +
-                         std::to_string(max_bytes_) + " bytes used (--state-max-bytes); delete states first");
+                         std::to_string(max_bytes_) +
+                         " bytes used (--state-max-bytes); delete states first");
   }
   const fs::path target = file_of(meta.owner, meta.id);
   if (::rename(temp.c_str(), target.c_str()) != 0) {
@@ -293,11 +305,13 @@ bool DiskStateStore::erase(const std::string& owner, const std::string& id) {
   return live;
 }
 
-StateListPage DiskStateStore::list(const std::string& owner, const std::string& after, size_t limit) {
+StateListPage DiskStateStore::list(const std::string& owner, const std::string& after,
+                                   size_t limit) {
   std::lock_guard lock(mutex_);
   sweep_expired();
   StateListPage page;
-  for (auto it = index_.upper_bound({owner, after}); it != index_.end() && it->first.first == owner; ++it) {
+  for (auto it = index_.upper_bound({owner, after}); it != index_.end() && it->first.first == owner;
+       ++it) {
     if (page.items.size() == limit) {
       page.has_more = true;
       break;

@@ -31,14 +31,16 @@ class DiskStateStore : public StateStore {
   StateStoreStats stats() override;
 
   const std::filesystem::path& dir() const { return dir_; }
-  size_t skipped_at_start() const { return skipped_; }  // corrupted files found by the start-up scan
+  size_t skipped_at_start() const {
+    return skipped_;
+  }  // corrupted files found by the start-up scan
 
  private:
   using Key = std::pair<std::string, std::string>;  // owner, id
   std::filesystem::path owner_dir(const std::string& owner) const;
   std::filesystem::path file_of(const std::string& owner, const std::string& id) const;
   void scan();
-  void sweep_expired();  // mutex_ held
+  void sweep_expired();              // mutex_ held
   void remove_file(const Key& key);  // and its index entry; mutex_ held
 
   const std::filesystem::path dir_;

@@ -3,7 +3,8 @@
 namespace rwkv {
 
 MemoryStateStore::MemoryStateStore(uint64_t max_bytes) : max_bytes_(max_bytes) {
-  if (max_bytes == 0) throw std::invalid_argument("the memory state store needs a byte budget above 0");
+  if (max_bytes == 0)
+    throw std::invalid_argument("the memory state store needs a byte budget above 0");
 }
 
 MemoryStateStore::Entry* MemoryStateStore::find_live(const Key& key, int64_t now_ms) {
@@ -26,7 +27,8 @@ bool MemoryStateStore::put(StateMeta meta, std::shared_ptr<const std::string> bl
   check_state_for_put(meta, *blob);
   const uint64_t size = blob->size();
   if (size > max_bytes_)
-    throw StateStoreFull("a state of " + std::to_string(size) + " bytes does not fit the memory store's budget of " +
+    throw StateStoreFull("a state of " + std::to_string(size) +
+                         " bytes does not fit the memory store's budget of " +
                          std::to_string(max_bytes_) + " bytes (--state-max-bytes)");
   std::lock_guard lock(mutex_);
   Key key{meta.owner, meta.id};
@@ -72,11 +74,13 @@ bool MemoryStateStore::erase(const std::string& owner, const std::string& id) {
   return true;
 }
 
-StateListPage MemoryStateStore::list(const std::string& owner, const std::string& after, size_t limit) {
+StateListPage MemoryStateStore::list(const std::string& owner, const std::string& after,
+                                     size_t limit) {
   std::lock_guard lock(mutex_);
   const int64_t now = unix_now_ms();
   StateListPage page;
-  for (auto it = entries_.upper_bound({owner, after}); it != entries_.end() && it->first.first == owner;) {
+  for (auto it = entries_.upper_bound({owner, after});
+       it != entries_.end() && it->first.first == owner;) {
     const auto next = std::next(it);
     if (it->second.state.meta.expired(now)) {
       remove(it);

@@ -10,13 +10,15 @@ namespace rwkv {
 namespace {
 
 constexpr size_t kMaxPooled = 32;
-constexpr long long kMetaPrefixBytes = 2048;  // record framing + metadata JSON + blob header fit in this
+constexpr long long kMetaPrefixBytes =
+    2048;  // record framing + metadata JSON + blob header fit in this
 constexpr auto kStatsInterval = std::chrono::seconds(5);
 
 std::string percent_decode(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(uint8_t(s[i + 1])) && std::isxdigit(uint8_t(s[i + 2]))) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(uint8_t(s[i + 1])) &&
+        std::isxdigit(uint8_t(s[i + 2]))) {
       out.push_back(char(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
       i += 2;
     } else {
@@ -27,7 +29,8 @@ std::string percent_decode(std::string_view s) {
 }
 
 int parse_number(std::string_view s, const std::string& url, const char* what) {
-  if (s.empty() || s.size() > 9 || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }))
+  if (s.empty() || s.size() > 9 ||
+      !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }))
     throw std::invalid_argument("bad " + std::string(what) + " in the Redis URL '" + url + "'");
   return std::stoi(std::string(s));
 }
@@ -59,7 +62,8 @@ RedisAddress parse_redis_url(const std::string& url) {
       a.user = percent_decode(userinfo.substr(0, colon));
       a.password = percent_decode(userinfo.substr(colon + 1));
     } else {
-      a.password = percent_decode(userinfo);  // redis://secret@host: the password, as redis-cli reads it
+      a.password =
+          percent_decode(userinfo);  // redis://secret@host: the password, as redis-cli reads it
     }
   }
   std::string_view hostport = rest;
@@ -71,10 +75,12 @@ RedisAddress parse_redis_url(const std::string& url) {
   std::string_view host = hostport, port;
   if (hostport.starts_with('[')) {  // [IPv6]:port
     const size_t close = hostport.find(']');
-    if (close == std::string_view::npos) throw std::invalid_argument("bad host in the Redis URL '" + url + "'");
+    if (close == std::string_view::npos)
+      throw std::invalid_argument("bad host in the Redis URL '" + url + "'");
     host = hostport.substr(1, close - 1);
     if (close + 1 < hostport.size()) {
-      if (hostport[close + 1] != ':') throw std::invalid_argument("bad host in the Redis URL '" + url + "'");
+      if (hostport[close + 1] != ':')
+        throw std::invalid_argument("bad host in the Redis URL '" + url + "'");
       port = hostport.substr(close + 2);
     }
   } else if (const size_t colon = hostport.rfind(':'); colon != std::string_view::npos) {
@@ -84,14 +90,16 @@ RedisAddress parse_redis_url(const std::string& url) {
   if (!host.empty()) a.host = std::string(host);
   if (!port.empty()) {
     a.port = parse_number(port, url, "port");
-    if (a.port < 1 || a.port > 65535) throw std::invalid_argument("bad port in the Redis URL '" + url + "'");
+    if (a.port < 1 || a.port > 65535)
+      throw std::invalid_argument("bad port in the Redis URL '" + url + "'");
   }
   return a;
 }
 
 void RedisStateStore::ReplyDeleter::operator()(redisReply* r) const { freeReplyObject(r); }
 
-RedisStateStore::RedisStateStore(const std::string& url, std::string prefix, std::chrono::milliseconds timeout)
+RedisStateStore::RedisStateStore(const std::string& url, std::string prefix,
+                                 std::chrono::milliseconds timeout)
     : address_(parse_redis_url(url)),
       where_(address_.host + ":" + std::to_string(address_.port)),
       prefix_(std::move(prefix)),
@@ -100,7 +108,8 @@ RedisStateStore::RedisStateStore(const std::string& url, std::string prefix, std
     check_available();
     spdlog::info("redis state store at {} (db {}, key prefix '{}')", where_, address_.db, prefix_);
   } catch (const std::exception& e) {
-    spdlog::warn("redis state store: {} (requests that need states get 503 until it is reachable)", e.what());
+    spdlog::warn("redis state store: {} (requests that need states get 503 until it is reachable)",
+                 e.what());
   }
 }
 
@@ -112,7 +121,8 @@ redisContext* RedisStateStore::connect() {
   const auto ms = timeout_.count();
   const timeval tv{time_t(ms / 1000), suseconds_t((ms % 1000) * 1000)};
   redisContext* c = redisConnectWithTimeout(address_.host.c_str(), address_.port, tv);
-  if (c == nullptr) throw StateStoreUnavailable("Redis at " + where_ + " is unreachable: out of memory");
+  if (c == nullptr)
+    throw StateStoreUnavailable("Redis at " + where_ + " is unreachable: out of memory");
   if (c->err) {
     const std::string err = c->errstr;
     redisFree(c);
@@ -122,22 +132,28 @@ redisContext* RedisStateStore::connect() {
   redisEnableKeepAlive(c);
   std::vector<Command> setup;
   if (!address_.password.empty()) {
-    if (address_.user.empty()) setup.push_back({"AUTH", address_.password});
-    else setup.push_back({"AUTH", address_.user, address_.password});
+    if (address_.user.empty())
+      setup.push_back({"AUTH", address_.password});
+    else
+      setup.push_back({"AUTH", address_.user, address_.password});
   }
   if (address_.db != 0) setup.push_back({"SELECT", std::to_string(address_.db)});
   for (const Command& cmd : setup) {
     std::vector<const char*> argv;
     std::vector<size_t> lens;
     for (const std::string& a : cmd) argv.push_back(a.data()), lens.push_back(a.size());
-    auto* r = static_cast<redisReply*>(redisCommandArgv(c, int(argv.size()), argv.data(), lens.data()));
+    auto* r =
+        static_cast<redisReply*>(redisCommandArgv(c, int(argv.size()), argv.data(), lens.data()));
     std::string problem;
-    if (r == nullptr) problem = c->errstr;
-    else if (r->type == REDIS_REPLY_ERROR) problem = reply_text(r);
+    if (r == nullptr)
+      problem = c->errstr;
+    else if (r->type == REDIS_REPLY_ERROR)
+      problem = reply_text(r);
     if (r) freeReplyObject(r);
     if (!problem.empty()) {
       redisFree(c);
-      throw StateStoreUnavailable("Redis at " + where_ + ": " + cmd.front() + " failed: " + problem);
+      throw StateStoreUnavailable("Redis at " + where_ + ": " + cmd.front() +
+                                  " failed: " + problem);
     }
   }
   return c;
@@ -166,14 +182,17 @@ std::vector<RedisStateStore::Reply> RedisStateStore::run(const std::vector<Comma
     bool io_ok = true;
     for (size_t i = 0; i < commands.size() && io_ok; ++i) {
       void* r = nullptr;
-      if (redisGetReply(c, &r) != REDIS_OK || r == nullptr) io_ok = false;
-      else replies.emplace_back(static_cast<redisReply*>(r));
+      if (redisGetReply(c, &r) != REDIS_OK || r == nullptr)
+        io_ok = false;
+      else
+        replies.emplace_back(static_cast<redisReply*>(r));
     }
     if (!io_ok) {
       const std::string err = c->errstr;
       redisFree(c);
       if (pooled && attempt == 0) continue;  // a stale pooled connection: once more on a fresh one
-      throw StateStoreUnavailable("Redis at " + where_ + " failed: " + (err.empty() ? "connection lost" : err));
+      throw StateStoreUnavailable("Redis at " + where_ +
+                                  " failed: " + (err.empty() ? "connection lost" : err));
     }
     {
       std::lock_guard lock(pool_mutex_);
@@ -203,10 +222,12 @@ std::vector<std::string> RedisStateStore::scan(const std::string& pattern) {
   std::string cursor = "0";
   do {
     const Reply r = run1({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[1]->type != REDIS_REPLY_ARRAY)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[1]->type != REDIS_REPLY_ARRAY)
       throw StateStoreUnavailable("Redis at " + where_ + ": unexpected SCAN reply");
     cursor = reply_text(r->element[0]);
-    for (size_t i = 0; i < r->element[1]->elements; ++i) keys.push_back(reply_text(r->element[1]->element[i]));
+    for (size_t i = 0; i < r->element[1]->elements; ++i)
+      keys.push_back(reply_text(r->element[1]->element[i]));
   } while (cursor != "0");
   return keys;
 }
@@ -237,7 +258,8 @@ std::optional<StoredState> RedisStateStore::get(const std::string& owner, const 
       std::string_view blob;
       StateMeta meta = decode_state_record(record, &blob);
       if (meta.owner != owner || meta.id != id) throw std::runtime_error("it holds another state");
-      if (!meta.expired(unix_now_ms())) out = StoredState{std::move(meta), std::make_shared<const std::string>(blob)};
+      if (!meta.expired(unix_now_ms()))
+        out = StoredState{std::move(meta), std::make_shared<const std::string>(blob)};
     } catch (const std::exception& e) {
       spdlog::warn("redis state store: value of {} is unusable: {}", key(owner, id), e.what());
     }
@@ -249,7 +271,8 @@ std::optional<StoredState> RedisStateStore::get(const std::string& owner, const 
 
 std::optional<StateMeta> RedisStateStore::stat(const std::string& owner, const std::string& id) {
   const Reply r = run1({"GETRANGE", key(owner, id), "0", std::to_string(kMetaPrefixBytes - 1)});
-  if (r->type != REDIS_REPLY_STRING || r->len == 0) return std::nullopt;  // GETRANGE of a missing key is ""
+  if (r->type != REDIS_REPLY_STRING || r->len == 0)
+    return std::nullopt;  // GETRANGE of a missing key is ""
   try {
     StateMeta meta = decode_state_record(std::string_view(r->str, r->len));
     if (meta.owner != owner || meta.id != id || meta.expired(unix_now_ms())) return std::nullopt;
@@ -265,7 +288,8 @@ bool RedisStateStore::erase(const std::string& owner, const std::string& id) {
   return r->type == REDIS_REPLY_INTEGER && r->integer > 0;
 }
 
-StateListPage RedisStateStore::list(const std::string& owner, const std::string& after, size_t limit) {
+StateListPage RedisStateStore::list(const std::string& owner, const std::string& after,
+                                    size_t limit) {
   const std::string key_prefix = key(owner, "");
   std::vector<std::string> ids;
   for (const std::string& k : scan(owner_pattern(owner))) {
@@ -288,7 +312,8 @@ StateListPage RedisStateStore::list(const std::string& owner, const std::string&
     if (r->type != REDIS_REPLY_STRING || r->len == 0) continue;  // expired or deleted meanwhile
     try {
       StateMeta meta = decode_state_record(std::string_view(r->str, r->len));
-      if (meta.owner == owner && meta.id == ids[i] && !meta.expired(now)) page.items.push_back(std::move(meta));
+      if (meta.owner == owner && meta.id == ids[i] && !meta.expired(now))
+        page.items.push_back(std::move(meta));
     } catch (const std::exception& e) {
       spdlog::warn("redis state store: value of {} is unusable: {}", key(owner, ids[i]), e.what());
     }
@@ -301,7 +326,8 @@ StateStoreStats RedisStateStore::stats() {
   bool recount;
   {
     std::lock_guard lock(stats_mutex_);
-    recount = counted_at_ == std::chrono::steady_clock::time_point{} || now - counted_at_ >= kStatsInterval;
+    recount = counted_at_ == std::chrono::steady_clock::time_point{} ||
+              now - counted_at_ >= kStatsInterval;
   }
   if (recount) {
     const std::vector<std::string> keys = scan(glob_escape(prefix_) + "*");
@@ -309,7 +335,8 @@ StateStoreStats RedisStateStore::stats() {
     constexpr size_t kBatch = 512;
     for (size_t i = 0; i < keys.size(); i += kBatch) {
       std::vector<Command> lens;
-      for (size_t j = i; j < std::min(keys.size(), i + kBatch); ++j) lens.push_back({"STRLEN", keys[j]});
+      for (size_t j = i; j < std::min(keys.size(), i + kBatch); ++j)
+        lens.push_back({"STRLEN", keys[j]});
       for (const Reply& r : run(lens))
         if (r->type == REDIS_REPLY_INTEGER) bytes += uint64_t(r->integer);
     }

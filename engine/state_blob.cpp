@@ -20,7 +20,8 @@ namespace {
 
 template <typename T>
 void put_le(std::string& out, size_t offset, T value) {
-  for (size_t i = 0; i < sizeof(T); ++i) out[offset + i] = char((uint64_t(value) >> (8 * i)) & 0xff);
+  for (size_t i = 0; i < sizeof(T); ++i)
+    out[offset + i] = char((uint64_t(value) >> (8 * i)) & 0xff);
 }
 
 template <typename T>
@@ -32,8 +33,8 @@ T get_le(std::string_view in, size_t offset) {
 
 // Header layout (docs/state-format.md).
 constexpr size_t kOffVersion = 8, kOffHeaderBytes = 10, kOffDtype = 12, kOffFingerprint = 16,
-                 kOffLayers = 32, kOffHeads = 36, kOffChannels = 40, kOffHeadSize = 44, kOffTokens = 48,
-                 kOffPayload = 56;
+                 kOffLayers = 32, kOffHeads = 36, kOffChannels = 40, kOffHeadSize = 44,
+                 kOffTokens = 48, kOffPayload = 56;
 
 // Limits far above any real model that keep the size arithmetic in range.
 constexpr uint32_t kMaxLayers = 4096, kMaxHeads = 4096, kMaxChannels = 1 << 20;
@@ -43,7 +44,9 @@ StateBlobError malformed(const std::string& message) {
 }
 
 uint64_t shift_count(StateShape s) { return uint64_t(s.layers) * 2 * s.channels; }
-uint64_t wkv_count(StateShape s) { return uint64_t(s.layers) * s.heads * kStateHeadSize * kStateHeadSize; }
+uint64_t wkv_count(StateShape s) {
+  return uint64_t(s.layers) * s.heads * kStateHeadSize * kStateHeadSize;
+}
 
 // ---- The fingerprint hash ----
 
@@ -74,10 +77,10 @@ class FastHasher {
     uint64_t tail[4] = {};
     std::memcpy(tail, buffer_, buffered_);
     for (int i = 0; i < 4; ++i) lane_[i] = round(lane_[i], tail[i] ^ (uint64_t(buffered_) << 56));
-    const uint64_t h1 = avalanche(std::rotl(lane_[0], 1) + std::rotl(lane_[1], 7) + std::rotl(lane_[2], 12) +
-                                  std::rotl(lane_[3], 18) + total_ * kP5);
-    const uint64_t h2 = avalanche((lane_[0] ^ std::rotl(lane_[2], 29)) * kP3 + (lane_[1] ^ std::rotl(lane_[3], 41)) * kP4 +
-                                  h1 + total_);
+    const uint64_t h1 = avalanche(std::rotl(lane_[0], 1) + std::rotl(lane_[1], 7) +
+                                  std::rotl(lane_[2], 12) + std::rotl(lane_[3], 18) + total_ * kP5);
+    const uint64_t h2 = avalanche((lane_[0] ^ std::rotl(lane_[2], 29)) * kP3 +
+                                  (lane_[1] ^ std::rotl(lane_[3], 41)) * kP4 + h1 + total_);
     ModelFingerprint f;
     std::memcpy(f.bytes.data(), &h1, 8);
     std::memcpy(f.bytes.data() + 8, &h2, 8);
@@ -85,9 +88,12 @@ class FastHasher {
   }
 
  private:
-  static constexpr uint64_t kP1 = 0x9E3779B185EBCA87ull, kP2 = 0xC2B2AE3D27D4EB4Full, kP3 = 0x165667B19E3779F9ull,
-                            kP4 = 0x85EBCA77C2B2AE63ull, kP5 = 0x27D4EB2F165667C5ull;
-  static uint64_t round(uint64_t acc, uint64_t input) { return std::rotl(acc + input * kP2, 31) * kP1; }
+  static constexpr uint64_t kP1 = 0x9E3779B185EBCA87ull, kP2 = 0xC2B2AE3D27D4EB4Full,
+                            kP3 = 0x165667B19E3779F9ull, kP4 = 0x85EBCA77C2B2AE63ull,
+                            kP5 = 0x27D4EB2F165667C5ull;
+  static uint64_t round(uint64_t acc, uint64_t input) {
+    return std::rotl(acc + input * kP2, 31) * kP1;
+  }
   static uint64_t avalanche(uint64_t h) {
     h ^= h >> 33;
     h *= kP2;
@@ -123,8 +129,8 @@ constexpr uint32_t kSha256K[64] = {
 void sha256_block(uint32_t h[8], const uint8_t* block) {
   uint32_t w[64];
   for (int i = 0; i < 16; ++i)
-    w[i] = uint32_t(block[4 * i]) << 24 | uint32_t(block[4 * i + 1]) << 16 | uint32_t(block[4 * i + 2]) << 8 |
-           uint32_t(block[4 * i + 3]);
+    w[i] = uint32_t(block[4 * i]) << 24 | uint32_t(block[4 * i + 1]) << 16 |
+           uint32_t(block[4 * i + 2]) << 8 | uint32_t(block[4 * i + 3]);
   for (int i = 16; i < 64; ++i) {
     const uint32_t s0 = std::rotr(w[i - 15], 7) ^ std::rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
     const uint32_t s1 = std::rotr(w[i - 2], 17) ^ std::rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
@@ -132,9 +138,10 @@ void sha256_block(uint32_t h[8], const uint8_t* block) {
   }
   uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
   for (int i = 0; i < 64; ++i) {
-    const uint32_t t1 = k + (std::rotr(e, 6) ^ std::rotr(e, 11) ^ std::rotr(e, 25)) + ((e & f) ^ (~e & g)) +
-                        kSha256K[i] + w[i];
-    const uint32_t t2 = (std::rotr(a, 2) ^ std::rotr(a, 13) ^ std::rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+    const uint32_t t1 = k + (std::rotr(e, 6) ^ std::rotr(e, 11) ^ std::rotr(e, 25)) +
+                        ((e & f) ^ (~e & g)) + kSha256K[i] + w[i];
+    const uint32_t t2 =
+        (std::rotr(a, 2) ^ std::rotr(a, 13) ^ std::rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
     k = g;
     g = f;
     f = e;
@@ -157,14 +164,16 @@ void write_values(char* out, const std::vector<float>& values, StateDtype dtype)
     case StateDtype::kFloat16:
       for (size_t i = 0; i < values.size(); ++i) {
         uint16_t h = float_to_half(values[i]);
-        if ((h & 0x7fff) == 0x7c00 && std::isfinite(values[i])) h = (h & 0x8000) | 0x7bff;  // saturate
+        if ((h & 0x7fff) == 0x7c00 && std::isfinite(values[i]))
+          h = (h & 0x8000) | 0x7bff;  // saturate
         std::memcpy(out + 2 * i, &h, 2);
       }
       return;
     case StateDtype::kBfloat16:
       for (size_t i = 0; i < values.size(); ++i) {
         uint16_t b = float_to_bfloat16(values[i]);
-        if ((b & 0x7fff) == 0x7f80 && std::isfinite(values[i])) b = (b & 0x8000) | 0x7f7f;  // saturate
+        if ((b & 0x7fff) == 0x7f80 && std::isfinite(values[i]))
+          b = (b & 0x8000) | 0x7f7f;  // saturate
         std::memcpy(out + 2 * i, &b, 2);
       }
       return;
@@ -205,9 +214,12 @@ bool all_finite(const std::vector<float>& values) {
 
 std::string_view state_dtype_name(StateDtype dtype) {
   switch (dtype) {
-    case StateDtype::kFloat32: return "float32";
-    case StateDtype::kFloat16: return "float16";
-    case StateDtype::kBfloat16: return "bfloat16";
+    case StateDtype::kFloat32:
+      return "float32";
+    case StateDtype::kFloat16:
+      return "float16";
+    case StateDtype::kBfloat16:
+      return "bfloat16";
   }
   return "unknown";
 }
@@ -241,23 +253,27 @@ ModelFingerprint model_fingerprint(const Checkpoint& embedding) {
 }
 
 std::string StateShape::to_string() const {
-  return "L=" + std::to_string(layers) + " H=" + std::to_string(heads) + " C=" + std::to_string(channels);
+  return "L=" + std::to_string(layers) + " H=" + std::to_string(heads) +
+         " C=" + std::to_string(channels);
 }
 
 StateShape state_shape_of(const EmbeddingWeights& model) {
-  return {uint32_t(model.stack.layers), uint32_t(model.stack.heads), uint32_t(model.stack.channels)};
+  return {uint32_t(model.stack.layers), uint32_t(model.stack.heads),
+          uint32_t(model.stack.channels)};
 }
 
 uint64_t state_blob_size(StateShape shape, StateDtype dtype) {
-  return kStateHeaderBytes + (shift_count(shape) + wkv_count(shape)) * state_dtype_bytes(dtype) + kStateTrailerBytes;
+  return kStateHeaderBytes + (shift_count(shape) + wkv_count(shape)) * state_dtype_bytes(dtype) +
+         kStateTrailerBytes;
 }
 
 // ---- Encode / decode ----
 
-std::string encode_state(const SequenceState& state, const ModelFingerprint& fingerprint, StateShape shape,
-                         StateDtype dtype, uint64_t tokens) {
+std::string encode_state(const SequenceState& state, const ModelFingerprint& fingerprint,
+                         StateShape shape, StateDtype dtype, uint64_t tokens) {
   if (state.shift.size() != shift_count(shape) || state.wkv.size() != wkv_count(shape))
-    throw std::invalid_argument("encode_state: the state's sizes do not match " + shape.to_string());
+    throw std::invalid_argument("encode_state: the state's sizes do not match " +
+                                shape.to_string());
   const size_t elem = state_dtype_bytes(dtype);
   const uint64_t payload = (shift_count(shape) + wkv_count(shape)) * elem;
   std::string out(kStateHeaderBytes + payload + kStateTrailerBytes, '\0');
@@ -285,35 +301,42 @@ StateBlobInfo read_state_header(std::string_view blob) {
     throw malformed("it does not start with the magic \"RWKVSTAT\" (not an rwkv-emb-server state)");
   if (blob.size() < kStateHeaderBytes)
     throw malformed("truncated: " + std::to_string(blob.size()) + " bytes, shorter than the " +
-                    std::to_string(kStateHeaderBytes + kStateTrailerBytes) + "-byte header and checksum");
+                    std::to_string(kStateHeaderBytes + kStateTrailerBytes) +
+                    "-byte header and checksum");
   StateBlobInfo info;
   info.version = get_le<uint16_t>(blob, kOffVersion);
   if (info.version != kStateFormatVersion)
-    throw malformed("format version " + std::to_string(info.version) + " is not supported (this server reads version " +
+    throw malformed("format version " + std::to_string(info.version) +
+                    " is not supported (this server reads version " +
                     std::to_string(kStateFormatVersion) + ")");
   const uint16_t header_bytes = get_le<uint16_t>(blob, kOffHeaderBytes);
   if (header_bytes != kStateHeaderBytes)
-    throw malformed("header size " + std::to_string(header_bytes) + ", expected " + std::to_string(kStateHeaderBytes));
+    throw malformed("header size " + std::to_string(header_bytes) + ", expected " +
+                    std::to_string(kStateHeaderBytes));
   const uint32_t dtype = get_le<uint32_t>(blob, kOffDtype);
   if (dtype > uint32_t(StateDtype::kBfloat16))
-    throw malformed("unknown dtype code " + std::to_string(dtype) + " (0 float32, 1 float16, 2 bfloat16)");
+    throw malformed("unknown dtype code " + std::to_string(dtype) +
+                    " (0 float32, 1 float16, 2 bfloat16)");
   info.dtype = StateDtype(dtype);
-  std::memcpy(info.fingerprint.bytes.data(), blob.data() + kOffFingerprint, info.fingerprint.bytes.size());
+  std::memcpy(info.fingerprint.bytes.data(), blob.data() + kOffFingerprint,
+              info.fingerprint.bytes.size());
   info.shape = {get_le<uint32_t>(blob, kOffLayers), get_le<uint32_t>(blob, kOffHeads),
                 get_le<uint32_t>(blob, kOffChannels)};
   const StateShape& s = info.shape;
-  if (s.layers == 0 || s.layers > kMaxLayers || s.heads == 0 || s.heads > kMaxHeads || s.channels == 0 ||
-      s.channels > kMaxChannels)
+  if (s.layers == 0 || s.layers > kMaxLayers || s.heads == 0 || s.heads > kMaxHeads ||
+      s.channels == 0 || s.channels > kMaxChannels)
     throw malformed("implausible dimensions " + s.to_string());
   const uint32_t head_size = get_le<uint32_t>(blob, kOffHeadSize);
   if (head_size != kStateHeadSize)
-    throw malformed("head size " + std::to_string(head_size) + ", expected " + std::to_string(kStateHeadSize));
+    throw malformed("head size " + std::to_string(head_size) + ", expected " +
+                    std::to_string(kStateHeadSize));
   info.tokens = get_le<uint64_t>(blob, kOffTokens);
   const uint64_t payload = get_le<uint64_t>(blob, kOffPayload);
   const uint64_t want_payload = (shift_count(s) + wkv_count(s)) * state_dtype_bytes(info.dtype);
   if (payload != want_payload)
-    throw malformed("payload size field says " + std::to_string(payload) + " bytes, but " + s.to_string() + " in " +
-                    std::string(state_dtype_name(info.dtype)) + " takes " + std::to_string(want_payload));
+    throw malformed("payload size field says " + std::to_string(payload) + " bytes, but " +
+                    s.to_string() + " in " + std::string(state_dtype_name(info.dtype)) + " takes " +
+                    std::to_string(want_payload));
   info.bytes = kStateHeaderBytes + payload + kStateTrailerBytes;
   return info;
 }
@@ -333,16 +356,18 @@ StateBlobInfo inspect_state_blob(std::string_view blob) {
   return info;
 }
 
-SequenceState decode_state(std::string_view blob, const ModelFingerprint& fingerprint, StateShape shape,
-                           StateBlobInfo* info_out) {
+SequenceState decode_state(std::string_view blob, const ModelFingerprint& fingerprint,
+                           StateShape shape, StateBlobInfo* info_out) {
   const StateBlobInfo info = inspect_state_blob(blob);
   if (info.shape != shape)
-    throw StateBlobError(StateBlobError::Kind::kShape, "the state has shape " + info.shape.to_string() +
-                                                           ", but this server's model has " + shape.to_string());
+    throw StateBlobError(StateBlobError::Kind::kShape,
+                         "the state has shape " + info.shape.to_string() +
+                             ", but this server's model has " + shape.to_string());
   if (info.fingerprint != fingerprint)
     throw StateBlobError(StateBlobError::Kind::kModel,
-                         "the state was computed by another model (fingerprint " + info.fingerprint.hex() +
-                             "; this server's model is " + fingerprint.hex() + "); recompute it with POST /v1/states");
+                         "the state was computed by another model (fingerprint " +
+                             info.fingerprint.hex() + "; this server's model is " +
+                             fingerprint.hex() + "); recompute it with POST /v1/states");
   SequenceState state;
   state.shift.resize(shift_count(shape));
   state.wkv.resize(wkv_count(shape));
@@ -368,9 +393,11 @@ uint32_t crc32_of(std::string_view data, uint32_t crc) {
 }
 
 std::array<uint8_t, 32> sha256(std::string_view data) {
-  uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
   size_t off = 0;
-  for (; off + 64 <= data.size(); off += 64) sha256_block(h, reinterpret_cast<const uint8_t*>(data.data() + off));
+  for (; off + 64 <= data.size(); off += 64)
+    sha256_block(h, reinterpret_cast<const uint8_t*>(data.data() + off));
   uint8_t last[128] = {};
   const size_t rest = data.size() - off;
   std::memcpy(last, data.data() + off, rest);

@@ -72,7 +72,8 @@ struct StateBlobInfo {
 class StateBlobError : public std::runtime_error {
  public:
   enum class Kind { kMalformed, kShape, kModel };
-  StateBlobError(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+  StateBlobError(Kind kind, const std::string& message)
+      : std::runtime_error(message), kind_(kind) {}
   Kind kind() const { return kind_; }
 
  private:
@@ -82,8 +83,8 @@ class StateBlobError : public std::runtime_error {
 // The blob of `state` (float32, shaped as `shape`). Values beyond the range
 // of float16 are saturated to ±65504. Throws std::invalid_argument when the
 // state's sizes do not match `shape`.
-std::string encode_state(const SequenceState& state, const ModelFingerprint& fingerprint, StateShape shape,
-                         StateDtype dtype, uint64_t tokens);
+std::string encode_state(const SequenceState& state, const ModelFingerprint& fingerprint,
+                         StateShape shape, StateDtype dtype, uint64_t tokens);
 
 // The header fields of a blob, from its first kStateHeaderBytes (more may be
 // given): magic, version, dtype and sizes are checked, not the length or the
@@ -96,8 +97,8 @@ StateBlobInfo inspect_state_blob(std::string_view blob);
 
 // inspect_state_blob, then the model checks (kShape, then kModel) and the
 // values (finite), and the state as float32.
-SequenceState decode_state(std::string_view blob, const ModelFingerprint& fingerprint, StateShape shape,
-                           StateBlobInfo* info = nullptr);
+SequenceState decode_state(std::string_view blob, const ModelFingerprint& fingerprint,
+                           StateShape shape, StateBlobInfo* info = nullptr);
 
 // ---- Helpers ----
 

@@ -25,8 +25,8 @@ uint32_t get_u32(std::string_view in, size_t off) {
 }
 
 bool id_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-         c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
 }
 
 }  // namespace
@@ -46,17 +46,18 @@ bool valid_state_owner(std::string_view owner) {
 }
 
 int64_t unix_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
 std::string encode_state_record(const StateMeta& meta, std::string_view blob) {
-  const std::string json = nlohmann::json{{"owner", meta.owner},
-                                          {"id", meta.id},
-                                          {"created_ms", meta.created_ms},
-                                          {"expires_ms", meta.expires_ms},
-                                          {"bytes", blob.size()}}
-                               .dump();
+  const std::string json = nlohmann::json{
+      {"owner", meta.owner},
+      {"id", meta.id},
+      {"created_ms", meta.created_ms},
+      {"expires_ms", meta.expires_ms},
+      {"bytes", blob.size()}}.dump();
   std::string out;
   out.reserve(kRecordFixed + json.size() + 4 + blob.size());
   out.append(kRecordMagic);
@@ -74,7 +75,8 @@ StateMeta decode_state_record(std::string_view record, std::string_view* blob) {
   if (get_u32(record, 8) != kRecordVersion)
     throw std::runtime_error("unsupported record version " + std::to_string(get_u32(record, 8)));
   const uint32_t n = get_u32(record, 12);
-  if (n > kMaxRecordJson) throw std::runtime_error("implausible metadata length " + std::to_string(n));
+  if (n > kMaxRecordJson)
+    throw std::runtime_error("implausible metadata length " + std::to_string(n));
   if (record.size() < kRecordFixed + n + 4) throw std::runtime_error("truncated metadata");
   const std::string_view json_text = record.substr(kRecordFixed, n);
   if (get_u32(record, kRecordFixed + n) != crc32_of(json_text))
@@ -97,13 +99,14 @@ StateMeta decode_state_record(std::string_view record, std::string_view* blob) {
   try {
     if (blob) {
       if (rest.size() != bytes)
-        throw std::runtime_error("the state is " + std::to_string(rest.size()) + " bytes, the metadata says " +
-                                 std::to_string(bytes));
+        throw std::runtime_error("the state is " + std::to_string(rest.size()) +
+                                 " bytes, the metadata says " + std::to_string(bytes));
       meta.info = inspect_state_blob(rest);
       *blob = rest;
     } else {
       meta.info = read_state_header(rest);
-      if (meta.info.bytes != bytes) throw std::runtime_error("the state's header disagrees with the metadata");
+      if (meta.info.bytes != bytes)
+        throw std::runtime_error("the state's header disagrees with the metadata");
     }
   } catch (const StateBlobError& e) {
     throw std::runtime_error(e.what());
@@ -112,7 +115,8 @@ StateMeta decode_state_record(std::string_view record, std::string_view* blob) {
 }
 
 void check_state_for_put(StateMeta& meta, std::string_view blob) {
-  if (!valid_state_owner(meta.owner)) throw std::invalid_argument("invalid state owner '" + meta.owner + "'");
+  if (!valid_state_owner(meta.owner))
+    throw std::invalid_argument("invalid state owner '" + meta.owner + "'");
   if (!valid_state_id(meta.id)) throw std::invalid_argument("invalid state id '" + meta.id + "'");
   try {
     meta.info = inspect_state_blob(blob);

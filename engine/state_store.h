@@ -42,9 +42,9 @@ struct StateListPage {
 };
 
 struct StateStoreStats {
-  uint64_t states = 0, bytes = 0;             // what is stored now (bytes: blob sizes)
-  uint64_t hits = 0, misses = 0;              // get() since start, this process
-  uint64_t evictions = 0;                     // states dropped to stay within the budget
+  uint64_t states = 0, bytes = 0;  // what is stored now (bytes: blob sizes)
+  uint64_t hits = 0, misses = 0;   // get() since start, this process
+  uint64_t evictions = 0;          // states dropped to stay within the budget
 };
 
 // The backend cannot be reached (Redis down, disk unwritable): HTTP 503.
@@ -109,7 +109,7 @@ void check_state_for_put(StateMeta& meta, std::string_view blob);
 // ---- Choosing a backend ----
 
 struct StateStoreOptions {
-  std::string kind = "disk";  // memory | disk | redis
+  std::string kind = "disk";   // memory | disk | redis
   std::string dir = "states";  // disk: created when the first state is stored
   // Budget in blob bytes. memory: LRU eviction beyond it (0: 1 GiB);
   // disk: new states are refused (507) beyond it (0: unlimited); redis: unused

@@ -18,8 +18,8 @@ class TokenizerError : public std::runtime_error {
 
 class Tokenizer {
  public:
-  static constexpr int32_t kEos = 65535;       // appended to every embedded text
-  static constexpr int32_t kEndOfText = 0;     // `<|endoftext|>`, decodes to ""
+  static constexpr int32_t kEos = 65535;        // appended to every embedded text
+  static constexpr int32_t kEndOfText = 0;      // `<|endoftext|>`, decodes to ""
   static constexpr int32_t kVocabSize = 65536;  // ids are < this
 
   // The tokenizer over the vocabulary built into the binary (parsed once).

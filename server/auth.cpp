@@ -26,7 +26,8 @@ bool authorized(const std::vector<std::string>& keys, std::string_view header) {
 std::string state_owner(const std::vector<std::string>& keys, std::string_view header) {
   if (keys.empty()) return "";
   constexpr std::string_view kBearer = "Bearer ";
-  const std::string_view presented = header.starts_with(kBearer) ? header.substr(kBearer.size()) : header;
+  const std::string_view presented =
+      header.starts_with(kBearer) ? header.substr(kBearer.size()) : header;
   const auto digest = sha256(std::string("rwkv-emb-server state owner\n").append(presented));
   return to_hex(digest.data(), 16);
 }

@@ -15,7 +15,8 @@ bool authorized(const std::vector<std::string>& keys, std::string_view authoriza
 // keys are configured, otherwise 32 hex digits of SHA-256 over the presented
 // key (never the key itself: owner ids are written to disk and Redis). Call
 // it after authorized() accepted the header.
-std::string state_owner(const std::vector<std::string>& keys, std::string_view authorization_header);
+std::string state_owner(const std::vector<std::string>& keys,
+                        std::string_view authorization_header);
 
 // Equality whose running time depends only on the lengths, not the contents.
 bool constant_time_equal(std::string_view a, std::string_view b);

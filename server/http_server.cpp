@@ -27,15 +27,19 @@ HttpServer::HttpServer(ServerContext& ctx) : ctx_(ctx) {
   http_.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     // Only statuses no route wrote a body for: unknown paths, oversized bodies.
     if (!res.body.empty()) return;
-    if (res.status == 413 && req.get_header_value("Content-Type").starts_with("application/x-www-form-urlencoded")) {
+    if (res.status == 413 &&
+        req.get_header_value("Content-Type").starts_with("application/x-www-form-urlencoded")) {
       // httplib caps form bodies at 8 KiB; `curl --data-binary` sends that type by default.
       send_error(res, ErrorStyle::kOpenAI,
-                 api::ApiError::payload_too_large("form-encoded bodies are limited to 8 KiB; send binary data "
-                                                  "(state blobs) with Content-Type: application/octet-stream"));
+                 api::ApiError::payload_too_large(
+                     "form-encoded bodies are limited to 8 KiB; send binary data "
+                     "(state blobs) with Content-Type: application/octet-stream"));
     } else if (res.status == 413) {
-      send_error(res, ErrorStyle::kOpenAI, api::ApiError::payload_too_large("request body too large"));
+      send_error(res, ErrorStyle::kOpenAI,
+                 api::ApiError::payload_too_large("request body too large"));
     } else if (res.status == 404) {
-      send_error(res, ErrorStyle::kOpenAI, api::ApiError::not_found("no route for " + req.method + " " + req.path));
+      send_error(res, ErrorStyle::kOpenAI,
+                 api::ApiError::not_found("no route for " + req.method + " " + req.path));
     } else {
       send_error(res, ErrorStyle::kOpenAI, api::ApiError(res.status, "request failed"));
     }

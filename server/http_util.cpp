@@ -29,12 +29,13 @@ void log_request(const RequestRecord& r, int status) {
   const double seconds = std::chrono::duration<double>(Clock::now() - r.start).count();
   r.ctx->metrics.observe_request(r.route, status, seconds);
   if (r.ctx->options.log_format == "json") {
-    spdlog::info(nlohmann::json{{"method", r.method},
-                                {"path", r.path},
-                                {"status", status},
-                                {"ms", seconds * 1000},
-                                {"remote", r.remote}}
-                     .dump());
+    spdlog::info(nlohmann::json{
+        {"method", r.method},
+        {"path", r.path},
+        {"status", status},
+        {"ms", seconds * 1000},
+        {"remote",
+         r.remote}}.dump());
   } else {
     spdlog::info("{} {} {} {:.1f}ms {}", r.method, r.path, status, seconds * 1000, r.remote);
   }
@@ -52,14 +53,17 @@ void run_guarded(const Handler& handler, const httplib::Request& req, httplib::R
   } catch (const api::ApiError& e) {
     send_error(res, style, e);
   } catch (const QueueFull& e) {
-    send_error(res, style, api::ApiError::too_many_requests(std::string(e.what()) + "; retry later"));
+    send_error(res, style,
+               api::ApiError::too_many_requests(std::string(e.what()) + "; retry later"));
     res.set_header("Retry-After", "1");
   } catch (const ShuttingDown& e) {
     send_error(res, style, api::ApiError::unavailable(e.what()));
     res.set_header("Retry-After", "5");
   } catch (const StateStoreUnavailable& e) {
     spdlog::error("{} {}: {}", req.method, req.path, e.what());
-    send_error(res, style, api::ApiError::unavailable("the state store is unavailable (see the server log); retry later"));
+    send_error(res, style,
+               api::ApiError::unavailable(
+                   "the state store is unavailable (see the server log); retry later"));
     res.set_header("Retry-After", "5");
   } catch (const StateStoreFull& e) {
     send_error(res, style, api::ApiError(507, e.what()));
@@ -97,7 +101,8 @@ void add_route(httplib::Server& http, ServerContext& ctx, const RouteSpec& spec,
     } else if (req.body.size() > ctx.options.max_body_bytes) {
       // httplib enforces the limit on Content-Length bodies only, not on chunked ones.
       send_error(res, spec.errors, api::ApiError::payload_too_large("request body too large"));
-    } else if (spec.needs_auth && !authorized(ctx.options.api_keys, req.get_header_value("Authorization"))) {
+    } else if (spec.needs_auth &&
+               !authorized(ctx.options.api_keys, req.get_header_value("Authorization"))) {
       send_error(res, spec.errors, api::ApiError::unauthorized("invalid or missing API key"));
       res.set_header("WWW-Authenticate", "Bearer");
     } else {
@@ -106,11 +111,16 @@ void add_route(httplib::Server& http, ServerContext& ctx, const RouteSpec& spec,
     current_request = nullptr;
     if (!record.deferred) log_request(record, res.status);
   };
-  if (spec.method == "GET") http.Get(spec.pattern, wrapped);
-  else if (spec.method == "POST") http.Post(spec.pattern, wrapped);
-  else if (spec.method == "PUT") http.Put(spec.pattern, wrapped);
-  else if (spec.method == "DELETE") http.Delete(spec.pattern, wrapped);
-  else throw std::logic_error("unsupported method " + spec.method);
+  if (spec.method == "GET")
+    http.Get(spec.pattern, wrapped);
+  else if (spec.method == "POST")
+    http.Post(spec.pattern, wrapped);
+  else if (spec.method == "PUT")
+    http.Put(spec.pattern, wrapped);
+  else if (spec.method == "DELETE")
+    http.Delete(spec.pattern, wrapped);
+  else
+    throw std::logic_error("unsupported method " + spec.method);
 }
 
 void respond_when_done(httplib::Response& res, ServerContext& ctx,
@@ -123,7 +133,8 @@ void respond_when_done(httplib::Response& res, ServerContext& ctx,
     return;
   }
   if (current_request) current_request->deferred = true;
-  auto record = std::make_shared<RequestRecord>(current_request ? *current_request : RequestRecord{});
+  auto record =
+      std::make_shared<RequestRecord>(current_request ? *current_request : RequestRecord{});
   record->ctx = &ctx;
   res.status = 200;
   // With a charset parameter httplib does not gzip the body: the compressor

@@ -74,11 +74,13 @@ Metrics::Metrics()
                       .Help("Cached states found when read (rerank, download)")
                       .Register(*registry_)
                       .Add({})),
-      state_misses_(BuildCounter()
-                        .Name("rwkv_emb_state_misses_total")
-                        .Help("Cached states asked for and not found (missing, expired, evicted, other owner)")
-                        .Register(*registry_)
-                        .Add({})),
+      state_misses_(
+          BuildCounter()
+              .Name("rwkv_emb_state_misses_total")
+              .Help(
+                  "Cached states asked for and not found (missing, expired, evicted, other owner)")
+              .Register(*registry_)
+              .Add({})),
       state_evictions_(BuildCounter()
                            .Name("rwkv_emb_state_evictions_total")
                            .Help("Cached states evicted to stay within the store's byte budget")
@@ -115,7 +117,8 @@ void Metrics::update_state_metrics() const {
   state_bytes_.Set(double(now.bytes));
   // The store counts from its start; the counters take the growth.
   if (now.hits > state_last_.hits) state_hits_.Increment(double(now.hits - state_last_.hits));
-  if (now.misses > state_last_.misses) state_misses_.Increment(double(now.misses - state_last_.misses));
+  if (now.misses > state_last_.misses)
+    state_misses_.Increment(double(now.misses - state_last_.misses));
   if (now.evictions > state_last_.evictions)
     state_evictions_.Increment(double(now.evictions - state_last_.evictions));
   state_last_ = now;

@@ -27,7 +27,9 @@ class Metrics {
   void set_queue(size_t requests, size_t tokens);
 
   // Where the state store's numbers come from; read at every serialize().
-  void set_state_source(std::function<StateStoreStats()> source) { state_source_ = std::move(source); }
+  void set_state_source(std::function<StateStoreStats()> source) {
+    state_source_ = std::move(source);
+  }
 
   // The text exposition format.
   std::string serialize() const;

@@ -108,24 +108,24 @@ void register_info_routes(httplib::Server& http, ServerContext& ctx) {
               send_json(res, 200, {{"tokens", was_list ? tokens : tokens[0]}});
             });
 
-  add_route(
-      http, ctx, {"POST", "/detokenize"}, [](const httplib::Request& req, httplib::Response& res) {
-        const json body = json_body(req);
-        if (!body.contains("tokens") || !body["tokens"].is_array())
-          throw api::ApiError::bad_request("'tokens' must be a list of token ids", "tokens");
-        std::vector<int32_t> ids;
-        for (const json& t : body["tokens"]) {
-          const std::optional<int64_t> id = api::integer_value(t);
-          if (!id || *id < 0 || *id >= Tokenizer::kVocabSize ||
-              !Tokenizer::world().is_known(static_cast<int32_t>(*id)))
-            throw api::ApiError::bad_request(
-                "'tokens' holds " + api::describe_value(t) + ", not an id of the vocabulary",
-                "tokens");
-          ids.push_back(static_cast<int32_t>(*id));
-        }
-        // Ids may split a UTF-8 character: the JSON writer replaces such bytes with U+FFFD.
-        send_json(res, 200, {{"text", Tokenizer::world().decode(ids)}});
-      });
+  add_route(http, ctx, {"POST", "/detokenize"},
+            [](const httplib::Request& req, httplib::Response& res) {
+              const json body = json_body(req);
+              if (!body.contains("tokens") || !body["tokens"].is_array())
+                throw api::ApiError::bad_request("'tokens' must be a list of token ids", "tokens");
+              std::vector<int32_t> ids;
+              for (const json& t : body["tokens"]) {
+                const std::optional<int64_t> id = api::integer_value(t);
+                if (!id || *id < 0 || *id >= Tokenizer::kVocabSize ||
+                    !Tokenizer::world().is_known(static_cast<int32_t>(*id)))
+                  throw api::ApiError::bad_request(
+                      "'tokens' holds " + api::describe_value(t) + ", not an id of the vocabulary",
+                      "tokens");
+                ids.push_back(static_cast<int32_t>(*id));
+              }
+              // Ids may split a UTF-8 character: the JSON writer replaces such bytes with U+FFFD.
+              send_json(res, 200, {{"text", Tokenizer::world().decode(ids)}});
+            });
 }
 
 }  // namespace rwkv::server

@@ -28,8 +28,8 @@ std::string truncate_document(const std::string& text, std::optional<int> max_to
 }
 
 // `route_api` is empty for the bare /rerank route, whose shape the body tells.
-void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api, const httplib::Request& req,
-            httplib::Response& res) {
+void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api,
+            const httplib::Request& req, httplib::Response& res) {
   const json body = json_body(req);
   const api::RerankApi which = route_api ? *route_api : api::rerank_api_for_bare_route(body);
   api::RequestLimits limits;
@@ -37,10 +37,13 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api, const h
   limits.max_documents = ctx.options.max_inputs;
   const api::RerankRequest r = api::parse_rerank_request(body, which, limits);
   if (!ctx.serves(r.model))
-    throw api::ApiError(404, "the model '" + r.model + "' does not exist; this server serves '" + ctx.model_name() + "'",
-                        "model", "model_not_found");
+    throw api::ApiError(
+        404,
+        "the model '" + r.model + "' does not exist; this server serves '" + ctx.model_name() + "'",
+        "model", "model_not_found");
   if (!ctx.engine->has_reranker())
-    throw api::ApiError(400, "this server has no reranker model (start it with --reranker)", "model");
+    throw api::ApiError(400, "this server has no reranker model (start it with --reranker)",
+                        "model");
 
   std::vector<SequenceJob> jobs;
   int64_t tokens = 0;
@@ -59,7 +62,8 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api, const h
       }
       auto& state = cached[doc.state_id];
       if (!state)
-        state = load_cached_state(ctx, request_state_owner(ctx, req), doc.state_id, "documents[" + std::to_string(i) + "]");
+        state = load_cached_state(ctx, request_state_owner(ctx, req), doc.state_id,
+                                  "documents[" + std::to_string(i) + "]");
       SequenceJob job;
       job.tokens = query_tokens;
       job.initial = state;
@@ -70,34 +74,42 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api, const h
       continue;
     }
     SequenceJob job;
-    job.tokens = Tokenizer::world().encode(rerank_online_text(truncate_document(doc.text, r.max_tokens_per_doc), r.query));
+    job.tokens = Tokenizer::world().encode(
+        rerank_online_text(truncate_document(doc.text, r.max_tokens_per_doc), r.query));
     if (job.tokens.size() > size_t(ctx.options.max_input_tokens))
-      throw api::ApiError::bad_request("documents[" + std::to_string(i) + "] with the query has " +
-                                           std::to_string(job.tokens.size()) + " tokens, more than the limit of " +
-                                           std::to_string(ctx.options.max_input_tokens) + "; set max_tokens_per_doc",
-                                       "documents");
+      throw api::ApiError::bad_request(
+          "documents[" + std::to_string(i) + "] with the query has " +
+              std::to_string(job.tokens.size()) + " tokens, more than the limit of " +
+              std::to_string(ctx.options.max_input_tokens) + "; set max_tokens_per_doc",
+          "documents");
     job.wanted.heads = {false, false, false};
     job.wanted.rerank = true;
     tokens += int64_t(job.tokens.size());
     jobs.push_back(std::move(job));
   }
   const std::string model = r.model.empty() ? ctx.model_name() : r.model;
-  respond_when_done(res, ctx, ctx.scheduler->submit(std::move(jobs)), [=](std::vector<Engine::Result>& results) {
-    std::vector<float> scores;
-    for (const auto& x : results)
-      scores.push_back(r.raw_scores ? x.logit : float(1.0 / (1.0 + std::exp(-double(x.logit)))));
-    return api::rerank_response(r, scores, model, tokens);
-  });
+  respond_when_done(
+      res, ctx, ctx.scheduler->submit(std::move(jobs)), [=](std::vector<Engine::Result>& results) {
+        std::vector<float> scores;
+        for (const auto& x : results)
+          scores.push_back(r.raw_scores ? x.logit
+                                        : float(1.0 / (1.0 + std::exp(-double(x.logit)))));
+        return api::rerank_response(r, scores, model, tokens);
+      });
 }
 
 }  // namespace
 
 void register_rerank_routes(httplib::Server& http, ServerContext& ctx) {
   const std::pair<const char*, std::optional<api::RerankApi>> routes[] = {
-      {"/v1/rerank", api::RerankApi::kCohereV1}, {"/v2/rerank", api::RerankApi::kCohereV2}, {"/rerank", std::nullopt}};
+      {"/v1/rerank", api::RerankApi::kCohereV1},
+      {"/v2/rerank", api::RerankApi::kCohereV2},
+      {"/rerank", std::nullopt}};
   for (const auto& [path, which] : routes) {
     add_route(http, ctx, {"POST", path, ErrorStyle::kCohere},
-              [&ctx, which](const httplib::Request& req, httplib::Response& res) { rerank(ctx, which, req, res); });
+              [&ctx, which](const httplib::Request& req, httplib::Response& res) {
+                rerank(ctx, which, req, res);
+              });
   }
 }
 

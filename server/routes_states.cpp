@@ -22,7 +22,8 @@ using nlohmann::json;
 
 constexpr int64_t kMaxTtlSeconds = int64_t(10) * 366 * 24 * 3600;
 constexpr int64_t kDefaultListLimit = 100, kMaxListLimit = 1000;
-constexpr uint64_t kMaxStateBytesPerRequest = uint64_t(512) << 20;  // POST /v1/states: 220 states of the 0.1B model
+constexpr uint64_t kMaxStateBytesPerRequest =
+    uint64_t(512) << 20;  // POST /v1/states: 220 states of the 0.1B model
 
 api::ApiError invalid_id(const std::string& id, const std::string& param) {
   return api::ApiError::bad_request("invalid state id '" + api::sanitize_utf8(id.substr(0, 200)) +
@@ -51,7 +52,8 @@ int64_t expiry_ms(std::optional<int64_t> ttl_seconds) {
 }
 
 // A query parameter as an integer in [min, max]; nullopt when absent or empty.
-std::optional<int64_t> int_param(const httplib::Request& req, const std::string& name, int64_t min, int64_t max) {
+std::optional<int64_t> int_param(const httplib::Request& req, const std::string& name, int64_t min,
+                                 int64_t max) {
   if (!req.has_param(name.c_str())) return std::nullopt;
   const std::string v = req.get_param_value(name.c_str());
   if (v.empty()) return std::nullopt;
@@ -63,8 +65,8 @@ std::optional<int64_t> int_param(const httplib::Request& req, const std::string&
     used = 0;
   }
   if (used != v.size() || n < min || n > max)
-    throw api::ApiError::bad_request("query parameter '" + name + "' must be an integer from " + std::to_string(min) +
-                                         " to " + std::to_string(max),
+    throw api::ApiError::bad_request("query parameter '" + name + "' must be an integer from " +
+                                         std::to_string(min) + " to " + std::to_string(max),
                                      name);
   return n;
 }
@@ -87,23 +89,28 @@ void create_states(ServerContext& ctx, const httplib::Request& req, httplib::Res
   const json body = json_body(req);
   const std::string model = api::optional_string(body, "model").value_or("");
   if (!ctx.serves(model))
-    throw api::ApiError(404, "the model '" + model + "' does not exist; this server serves '" + ctx.model_name() + "'",
-                        "model", "model_not_found");
+    throw api::ApiError(
+        404,
+        "the model '" + model + "' does not exist; this server serves '" + ctx.model_name() + "'",
+        "model", "model_not_found");
   const std::optional<int64_t> ttl = api::optional_int(body, "ttl_seconds", 1, kMaxTtlSeconds);
   const json* list = api::find_field(body, "documents");
   if (!list) throw api::ApiError::bad_request("'documents' is required", "documents");
   if (!list->is_array() || list->empty())
-    throw api::ApiError::bad_request("'documents' must be a non-empty array of strings or {\"text\", \"id\"?} objects",
-                                     "documents");
+    throw api::ApiError::bad_request(
+        "'documents' must be a non-empty array of strings or {\"text\", \"id\"?} objects",
+        "documents");
   api::check_item_count(list->size(), "documents", ctx.options.max_inputs);
   // Every computed state is held in memory until the request ends: bound their total.
-  const uint64_t state_bytes = state_blob_size(state_shape_of(ctx.engine->model()), StateDtype::kFloat32);
+  const uint64_t state_bytes =
+      state_blob_size(state_shape_of(ctx.engine->model()), StateDtype::kFloat32);
   const size_t max_states = size_t(std::max<uint64_t>(1, kMaxStateBytesPerRequest / state_bytes));
   if (list->size() > max_states)
-    throw api::ApiError::payload_too_large("at most " + std::to_string(max_states) +
-                                               " documents per request for this model (each state takes " +
-                                               std::to_string(state_bytes) + " bytes); split the request",
-                                           "documents");
+    throw api::ApiError::payload_too_large(
+        "at most " + std::to_string(max_states) +
+            " documents per request for this model (each state takes " +
+            std::to_string(state_bytes) + " bytes); split the request",
+        "documents");
 
   const std::string owner = request_state_owner(ctx, req);
   std::vector<NewState> states;
@@ -117,20 +124,23 @@ void create_states(ServerContext& ctx, const httplib::Request& req, httplib::Res
       text = item.get<std::string>();
     } else if (item.is_object()) {
       const json* t = api::find_field(item, "text");
-      if (!t || !t->is_string()) throw api::ApiError::bad_request("'" + where + "' must have a string 'text'", "documents");
+      if (!t || !t->is_string())
+        throw api::ApiError::bad_request("'" + where + "' must have a string 'text'", "documents");
       text = t->get<std::string>();
       if (const json* id = api::find_field(item, "id")) {
         if (!id->is_string()) throw invalid_id(id->dump(), "documents");
         s.id = id->get<std::string>();
         if (!valid_state_id(s.id)) throw invalid_id(s.id, "documents");
         if (!seen.insert(s.id).second)
-          throw api::ApiError::bad_request("'" + where + "': the id '" + s.id + "' is given twice", "documents");
+          throw api::ApiError::bad_request("'" + where + "': the id '" + s.id + "' is given twice",
+                                           "documents");
         s.client_id = true;
       }
     } else {
-      throw api::ApiError::bad_request("'" + where + "' must be a string or a {\"text\", \"id\"?} object, got " +
-                                           api::describe_value(item),
-                                       "documents");
+      throw api::ApiError::bad_request(
+          "'" + where + "' must be a string or a {\"text\", \"id\"?} object, got " +
+              api::describe_value(item),
+          "documents");
     }
     api::check_text_bytes(text, where, "documents", api::RequestLimits{}.max_input_bytes);
     s.tokens = Tokenizer::world().encode(rerank_document_text(text), false);
@@ -145,8 +155,10 @@ void create_states(ServerContext& ctx, const httplib::Request& req, httplib::Res
   ctx.states->check_available();
   for (const NewState& s : states)
     if (s.client_id && ctx.states->stat(owner, s.id))
-      throw api::ApiError(409, "a state with id '" + s.id + "' already exists; DELETE it first, or PUT /v1/states/" +
-                                   s.id + " to replace it",
+      throw api::ApiError(409,
+                          "a state with id '" + s.id +
+                              "' already exists; DELETE it first, or PUT /v1/states/" + s.id +
+                              " to replace it",
                           "documents", "state_exists");
   for (NewState& s : states)
     if (!s.client_id) s.id = "state-" + api::random_uuid();
@@ -164,45 +176,49 @@ void create_states(ServerContext& ctx, const httplib::Request& req, httplib::Res
   const std::string model_name = model.empty() ? ctx.model_name() : model;
   const int64_t expires = expiry_ms(ttl);
   auto pending = ctx.scheduler->submit(std::move(jobs));
-  respond_when_done(res, ctx, pending, [&ctx, states = std::move(states), owner, expires, model_name,
-                                        total_tokens](std::vector<Engine::Result>& results) {
-    const StateShape shape = state_shape_of(ctx.engine->model());
-    const int64_t now = unix_now_ms();
-    std::vector<std::string> stored;
-    json data = json::array();
-    try {
-      for (size_t i = 0; i < states.size(); ++i) {
-        auto blob = std::make_shared<const std::string>(
-            encode_state(results[i].state, ctx.fingerprint, shape, ctx.state_dtype, states[i].tokens.size()));
-        StateMeta meta;
-        meta.owner = owner;
-        meta.id = states[i].id;
-        meta.created_ms = now;
-        meta.expires_ms = expires;
-        if (!ctx.states->put(meta, blob, false))
-          throw api::ApiError(409, "a state with id '" + states[i].id + "' was created meanwhile", "documents",
-                              "state_exists");
-        stored.push_back(states[i].id);
-        data.push_back({{"object", "state"},
-                        {"id", states[i].id},
-                        {"index", i},
-                        {"tokens", states[i].tokens.size()},
-                        {"bytes", blob->size()}});
-      }
-    } catch (...) {
-      for (const std::string& id : stored) {  // all or nothing
+  respond_when_done(
+      res, ctx, pending,
+      [&ctx, states = std::move(states), owner, expires, model_name,
+       total_tokens](std::vector<Engine::Result>& results) {
+        const StateShape shape = state_shape_of(ctx.engine->model());
+        const int64_t now = unix_now_ms();
+        std::vector<std::string> stored;
+        json data = json::array();
         try {
-          ctx.states->erase(owner, id);
+          for (size_t i = 0; i < states.size(); ++i) {
+            auto blob = std::make_shared<const std::string>(
+                encode_state(results[i].state, ctx.fingerprint, shape, ctx.state_dtype,
+                             states[i].tokens.size()));
+            StateMeta meta;
+            meta.owner = owner;
+            meta.id = states[i].id;
+            meta.created_ms = now;
+            meta.expires_ms = expires;
+            if (!ctx.states->put(meta, blob, false))
+              throw api::ApiError(409,
+                                  "a state with id '" + states[i].id + "' was created meanwhile",
+                                  "documents", "state_exists");
+            stored.push_back(states[i].id);
+            data.push_back({{"object", "state"},
+                            {"id", states[i].id},
+                            {"index", i},
+                            {"tokens", states[i].tokens.size()},
+                            {"bytes", blob->size()}});
+          }
         } catch (...) {
+          for (const std::string& id : stored) {  // all or nothing
+            try {
+              ctx.states->erase(owner, id);
+            } catch (...) {
+            }
+          }
+          throw;
         }
-      }
-      throw;
-    }
-    return json{{"object", "list"},
-                {"data", std::move(data)},
-                {"model", model_name},
-                {"usage", {{"prompt_tokens", total_tokens}, {"total_tokens", total_tokens}}}};
-  });
+        return json{{"object", "list"},
+                    {"data", std::move(data)},
+                    {"model", model_name},
+                    {"usage", {{"prompt_tokens", total_tokens}, {"total_tokens", total_tokens}}}};
+      });
 }
 
 // PUT /v1/states/{id} with a state blob (application/octet-stream).
@@ -210,16 +226,21 @@ void upload_state(ServerContext& ctx, const httplib::Request& req, httplib::Resp
   const std::string id = path_id(req);
   const std::string type = req.get_header_value("Content-Type");
   if (type.starts_with("multipart/") || type.starts_with("application/json"))
-    throw api::ApiError(415, "send the state blob itself as the body, with Content-Type: application/octet-stream");
-  if (req.body.empty()) throw api::ApiError::bad_request("the body must be a state blob (docs/state-format.md)");
+    throw api::ApiError(
+        415, "send the state blob itself as the body, with Content-Type: application/octet-stream");
+  if (req.body.empty())
+    throw api::ApiError::bad_request("the body must be a state blob (docs/state-format.md)");
   const std::optional<int64_t> ttl = int_param(req, "ttl_seconds", 1, kMaxTtlSeconds);
   try {
     decode_state(req.body, ctx.fingerprint, state_shape_of(ctx.engine->model()));
   } catch (const StateBlobError& e) {
     switch (e.kind()) {
-      case StateBlobError::Kind::kMalformed: throw api::ApiError::bad_request(e.what());
-      case StateBlobError::Kind::kShape: throw api::ApiError::unprocessable(e.what());
-      case StateBlobError::Kind::kModel: throw api::ApiError(409, e.what(), std::nullopt, "state_model_mismatch");
+      case StateBlobError::Kind::kMalformed:
+        throw api::ApiError::bad_request(e.what());
+      case StateBlobError::Kind::kShape:
+        throw api::ApiError::unprocessable(e.what());
+      case StateBlobError::Kind::kModel:
+        throw api::ApiError(409, e.what(), std::nullopt, "state_model_mismatch");
     }
   }
   const std::string owner = request_state_owner(ctx, req);
@@ -237,29 +258,36 @@ void upload_state(ServerContext& ctx, const httplib::Request& req, httplib::Resp
 
 void register_routes(httplib::Server& http, ServerContext& ctx) {
   add_route(http, ctx, {"POST", "/v1/states"},
-            [&ctx](const httplib::Request& req, httplib::Response& res) { create_states(ctx, req, res); });
+            [&ctx](const httplib::Request& req, httplib::Response& res) {
+              create_states(ctx, req, res);
+            });
 
-  add_route(http, ctx, {"GET", "/v1/states"}, [&ctx](const httplib::Request& req, httplib::Response& res) {
-    const int64_t limit = int_param(req, "limit", 1, kMaxListLimit).value_or(kDefaultListLimit);
-    const std::string after = req.has_param("after") ? req.get_param_value("after") : "";
-    if (after.size() > 128) throw api::ApiError::bad_request("'after' must be a state id", "after");
-    const StateListPage page = ctx.states->list(request_state_owner(ctx, req), after, size_t(limit));
-    json data = json::array();
-    for (const StateMeta& m : page.items) data.push_back(state_json(ctx, m));
-    send_json(res, 200,
-              {{"object", "list"},
-               {"data", std::move(data)},
-               {"has_more", page.has_more},
-               {"first_id", page.items.empty() ? json(nullptr) : json(page.items.front().id)},
-               {"last_id", page.items.empty() ? json(nullptr) : json(page.items.back().id)}});
-  });
+  add_route(
+      http, ctx, {"GET", "/v1/states"},
+      [&ctx](const httplib::Request& req, httplib::Response& res) {
+        const int64_t limit = int_param(req, "limit", 1, kMaxListLimit).value_or(kDefaultListLimit);
+        const std::string after = req.has_param("after") ? req.get_param_value("after") : "";
+        if (after.size() > 128)
+          throw api::ApiError::bad_request("'after' must be a state id", "after");
+        const StateListPage page =
+            ctx.states->list(request_state_owner(ctx, req), after, size_t(limit));
+        json data = json::array();
+        for (const StateMeta& m : page.items) data.push_back(state_json(ctx, m));
+        send_json(res, 200,
+                  {{"object", "list"},
+                   {"data", std::move(data)},
+                   {"has_more", page.has_more},
+                   {"first_id", page.items.empty() ? json(nullptr) : json(page.items.front().id)},
+                   {"last_id", page.items.empty() ? json(nullptr) : json(page.items.back().id)}});
+      });
 
-  add_route(http, ctx, {"GET", "/v1/states/([^/]+)"}, [&ctx](const httplib::Request& req, httplib::Response& res) {
-    const std::string id = path_id(req);
-    const auto meta = ctx.states->stat(request_state_owner(ctx, req), id);
-    if (!meta) throw api::ApiError::not_found("no state with id '" + id + "'", "id");
-    send_json(res, 200, state_json(ctx, *meta));
-  });
+  add_route(http, ctx, {"GET", "/v1/states/([^/]+)"},
+            [&ctx](const httplib::Request& req, httplib::Response& res) {
+              const std::string id = path_id(req);
+              const auto meta = ctx.states->stat(request_state_owner(ctx, req), id);
+              if (!meta) throw api::ApiError::not_found("no state with id '" + id + "'", "id");
+              send_json(res, 200, state_json(ctx, *meta));
+            });
 
   add_route(http, ctx, {"GET", "/v1/states/([^/]+)/content"},
             [&ctx](const httplib::Request& req, httplib::Response& res) {
@@ -267,19 +295,22 @@ void register_routes(httplib::Server& http, ServerContext& ctx) {
               const auto stored = ctx.states->get(request_state_owner(ctx, req), id);
               if (!stored) throw api::ApiError::not_found("no state with id '" + id + "'", "id");
               res.status = 200;
-              res.set_header("Content-Disposition", "attachment; filename=\"" + id + ".rwkvstate\"");
+              res.set_header("Content-Disposition",
+                             "attachment; filename=\"" + id + ".rwkvstate\"");
               res.set_content(*stored->blob, "application/octet-stream");
             });
 
-  add_route(http, ctx, {"PUT", "/v1/states/([^/]+)"},
-            [&ctx](const httplib::Request& req, httplib::Response& res) { upload_state(ctx, req, res); });
+  add_route(
+      http, ctx, {"PUT", "/v1/states/([^/]+)"},
+      [&ctx](const httplib::Request& req, httplib::Response& res) { upload_state(ctx, req, res); });
 
-  add_route(http, ctx, {"DELETE", "/v1/states/([^/]+)"}, [&ctx](const httplib::Request& req, httplib::Response& res) {
-    const std::string id = path_id(req);
-    if (!ctx.states->erase(request_state_owner(ctx, req), id))
-      throw api::ApiError::not_found("no state with id '" + id + "'", "id");
-    send_json(res, 200, {{"object", "state.deleted"}, {"id", id}, {"deleted", true}});
-  });
+  add_route(http, ctx, {"DELETE", "/v1/states/([^/]+)"},
+            [&ctx](const httplib::Request& req, httplib::Response& res) {
+              const std::string id = path_id(req);
+              if (!ctx.states->erase(request_state_owner(ctx, req), id))
+                throw api::ApiError::not_found("no state with id '" + id + "'", "id");
+              send_json(res, 200, {{"object", "state.deleted"}, {"id", id}, {"deleted", true}});
+            });
 }
 
 }  // namespace
@@ -289,23 +320,27 @@ std::string request_state_owner(const ServerContext& ctx, const httplib::Request
 }
 
 std::shared_ptr<const SequenceState> load_cached_state(ServerContext& ctx, const std::string& owner,
-                                                       const std::string& id, const std::string& where) {
+                                                       const std::string& id,
+                                                       const std::string& where) {
   if (!valid_state_id(id)) throw invalid_id(id, "documents");
   const auto stored = ctx.states->get(owner, id);
-  if (!stored) throw api::ApiError::not_found(where + ": unknown state_id '" + id + "'", "documents");
+  if (!stored)
+    throw api::ApiError::not_found(where + ": unknown state_id '" + id + "'", "documents");
   try {
     return std::make_shared<const SequenceState>(
         decode_state(*stored->blob, ctx.fingerprint, state_shape_of(ctx.engine->model())));
   } catch (const StateBlobError& e) {
     const std::string message = where + ": state '" + id + "' cannot be used: " + e.what();
-    if (e.kind() == StateBlobError::Kind::kModel) throw api::ApiError(409, message, "documents", "state_model_mismatch");
+    if (e.kind() == StateBlobError::Kind::kModel)
+      throw api::ApiError(409, message, "documents", "state_model_mismatch");
     throw api::ApiError::unprocessable(message, "documents");
   }
 }
 
 void register_state_routes(httplib::Server& http, ServerContext& ctx) {
   register_routes(http, ctx);
-  ctx.metrics.set_state_source([&ctx] { return ctx.states ? ctx.states->stats() : StateStoreStats{}; });
+  ctx.metrics.set_state_source(
+      [&ctx] { return ctx.states ? ctx.states->stats() : StateStoreStats{}; });
 }
 
 }  // namespace rwkv::server

@@ -18,47 +18,65 @@ namespace {
 // Every option can come from the config file, an RWKV_EMB_* variable or a flag
 // (flags win over variables, variables over the file).
 void add_options(CLI::App& cmd, ServerOptions& o) {
-  auto env = [](CLI::Option* opt, const char* name) { opt->envname(std::string("RWKV_EMB_") + name); };
-  env(cmd.add_option("--model", o.model_path, "Embedding checkpoint (.pth/.safetensors); none: demo model"), "MODEL");
+  auto env = [](CLI::Option* opt, const char* name) {
+    opt->envname(std::string("RWKV_EMB_") + name);
+  };
+  env(cmd.add_option("--model", o.model_path,
+                     "Embedding checkpoint (.pth/.safetensors); none: demo model"),
+      "MODEL");
   env(cmd.add_option("--reranker", o.reranker_path, "Reranker checkpoint"), "RERANKER");
   env(cmd.add_option("--demo-shape", o.demo_shape,
                      "Shape of the random model served without --model (0.1b: for benchmarks)")
-          ->capture_default_str()->check(CLI::IsMember({"small", "0.1b"})),
+          ->capture_default_str()
+          ->check(CLI::IsMember({"small", "0.1b"})),
       "DEMO_SHAPE");
   env(cmd.add_option("--served-model-name", o.served_model_names,
                      "Model name(s) clients may send; the first is reported")
           ->delimiter(','),
       "SERVED_MODEL_NAME");
   env(cmd.add_option("--host", o.host, "Address to listen on")->capture_default_str(), "HOST");
-  env(cmd.add_option("--port", o.port, "Port")->capture_default_str()->check(CLI::Range(1, 65535)), "PORT");
-  env(cmd.add_option("--device", o.device, "cpu (cuda builds: cuda[:N])")->capture_default_str(), "DEVICE");
-  env(cmd.add_option("--threads", o.threads, "CPU compute threads (0: all cores)")->capture_default_str(), "THREADS");
+  env(cmd.add_option("--port", o.port, "Port")->capture_default_str()->check(CLI::Range(1, 65535)),
+      "PORT");
+  env(cmd.add_option("--device", o.device, "cpu (cuda builds: cuda[:N])")->capture_default_str(),
+      "DEVICE");
+  env(cmd.add_option("--threads", o.threads, "CPU compute threads (0: all cores)")
+          ->capture_default_str(),
+      "THREADS");
   env(cmd.add_option("--max-batch-tokens", o.engine.max_step_tokens, "Tokens per engine step")
-          ->capture_default_str()->check(CLI::PositiveNumber),
+          ->capture_default_str()
+          ->check(CLI::PositiveNumber),
       "MAX_BATCH_TOKENS");
   env(cmd.add_option("--max-batch-seqs", o.engine.max_slots, "Sequences in flight at once")
-          ->capture_default_str()->check(CLI::PositiveNumber),
+          ->capture_default_str()
+          ->check(CLI::PositiveNumber),
       "MAX_BATCH_SEQS");
-  env(cmd.add_option("--chunk-tokens", o.engine.chunk_tokens, "Longest piece of a sequence per step")
-          ->capture_default_str()->check(CLI::PositiveNumber),
+  env(cmd.add_option("--chunk-tokens", o.engine.chunk_tokens,
+                     "Longest piece of a sequence per step")
+          ->capture_default_str()
+          ->check(CLI::PositiveNumber),
       "CHUNK_TOKENS");
   env(cmd.add_option("--max-queued-requests", o.scheduler.max_queued_requests,
                      "Accepted requests not yet finished; beyond: 429")
           ->capture_default_str(),
       "MAX_QUEUED_REQUESTS");
-  env(cmd.add_option("--max-queued-tokens", o.scheduler.max_queued_tokens, "Tokens waiting; beyond: 429")
+  env(cmd.add_option("--max-queued-tokens", o.scheduler.max_queued_tokens,
+                     "Tokens waiting; beyond: 429")
           ->capture_default_str(),
       "MAX_QUEUED_TOKENS");
-  env(cmd.add_option("--max-input-tokens", o.max_input_tokens,
-                     "Longest input; longer ones are refused (400) unless the request asks to truncate")
-          ->capture_default_str()->check(CLI::PositiveNumber),
+  env(cmd.add_option(
+             "--max-input-tokens", o.max_input_tokens,
+             "Longest input; longer ones are refused (400) unless the request asks to truncate")
+          ->capture_default_str()
+          ->check(CLI::PositiveNumber),
       "MAX_INPUT_TOKENS");
-  env(cmd.add_option("--max-inputs", o.max_inputs, "Texts or documents per request")->capture_default_str(),
+  env(cmd.add_option("--max-inputs", o.max_inputs, "Texts or documents per request")
+          ->capture_default_str(),
       "MAX_INPUTS");
   env(cmd.add_option("--max-body-bytes", o.max_body_bytes, "Largest request body; beyond: 413")
           ->capture_default_str(),
       "MAX_BODY_BYTES");
-  env(cmd.add_option("--http-threads", o.http_threads, "HTTP worker threads")->capture_default_str(),
+  env(cmd.add_option("--http-threads", o.http_threads, "HTTP worker threads")
+          ->capture_default_str(),
       "HTTP_THREADS");
   env(cmd.add_option("--read-timeout", o.read_timeout_seconds, "Seconds to wait for a slow client")
           ->capture_default_str(),
@@ -67,16 +85,21 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
           ->delimiter(','),
       "API_KEY");
   env(cmd.add_option("--log-format", o.log_format, "Access log format")
-          ->capture_default_str()->check(CLI::IsMember({"text", "json"})),
+          ->capture_default_str()
+          ->check(CLI::IsMember({"text", "json"})),
       "LOG_FORMAT");
-  env(cmd.add_option("--state-store", o.states.kind, "Where /v1/states keeps cached document states")
-          ->capture_default_str()->check(CLI::IsMember({"memory", "disk", "redis"})),
+  env(cmd.add_option("--state-store", o.states.kind,
+                     "Where /v1/states keeps cached document states")
+          ->capture_default_str()
+          ->check(CLI::IsMember({"memory", "disk", "redis"})),
       "STATE_STORE");
-  env(cmd.add_option("--state-dir", o.states.dir, "Folder of the disk state store (created with the first state)")
+  env(cmd.add_option("--state-dir", o.states.dir,
+                     "Folder of the disk state store (created with the first state)")
           ->capture_default_str(),
       "STATE_DIR");
   env(cmd.add_option("--state-max-bytes", o.states.max_bytes,
-                     "State store budget in bytes. memory: least recently used states are evicted beyond it "
+                     "State store budget in bytes. memory: least recently used states are evicted "
+                     "beyond it "
                      "(0: 1 GiB); disk: new states are refused (507) beyond it (0: no limit)")
           ->capture_default_str(),
       "STATE_MAX_BYTES");
@@ -84,12 +107,14 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
                      "Redis of --state-store redis: redis://[[user]:password@]host[:port][/db]")
           ->capture_default_str(),
       "REDIS_URL");
-  env(cmd.add_option("--redis-key-prefix", o.states.redis_prefix, "Prefix of the Redis keys of states")
+  env(cmd.add_option("--redis-key-prefix", o.states.redis_prefix,
+                     "Prefix of the Redis keys of states")
           ->capture_default_str(),
       "REDIS_KEY_PREFIX");
   env(cmd.add_option("--state-dtype", o.state_dtype,
                      "How new states are stored; float16 and bfloat16 take half the bytes")
-          ->capture_default_str()->check(CLI::IsMember({"float32", "float16", "bfloat16"})),
+          ->capture_default_str()
+          ->check(CLI::IsMember({"float32", "float16", "bfloat16"})),
       "STATE_DTYPE");
 }
 
@@ -121,8 +146,9 @@ std::unique_ptr<kernels::Backend> make_backend(const ServerOptions& o) {
     }
     const int count = kernels::cuda_device_count();
     if (count == 0)
-      throw std::runtime_error("--device " + o.device +
-                               ": no CUDA device found (no NVIDIA driver or no GPU); use --device cpu");
+      throw std::runtime_error(
+          "--device " + o.device +
+          ": no CUDA device found (no NVIDIA driver or no GPU); use --device cpu");
     if (index >= count)
       throw std::runtime_error("--device " + o.device + ": only " + std::to_string(count) +
                                " CUDA device(s) (cuda:0.." + std::to_string(count - 1) + ")");
@@ -133,7 +159,8 @@ std::unique_ptr<kernels::Backend> make_backend(const ServerOptions& o) {
                              "use --device cpu");
 #endif
   }
-  throw std::runtime_error("device '" + o.device + "' is not available in this build (use --device cpu)");
+  throw std::runtime_error("device '" + o.device +
+                           "' is not available in this build (use --device cpu)");
 }
 
 void load_model(ServerContext& ctx) {
@@ -141,8 +168,9 @@ void load_model(ServerContext& ctx) {
   std::optional<Checkpoint> model, reranker;
   if (o.model_path.empty()) {
     ctx.demo_model = true;
-    spdlog::warn("*** No --model given: serving a RANDOM DEMO MODEL. Its embeddings and scores are "
-                 "MEANINGLESS; use it only to try the API. ***");
+    spdlog::warn(
+        "*** No --model given: serving a RANDOM DEMO MODEL. Its embeddings and scores are "
+        "MEANINGLESS; use it only to try the API. ***");
     const ModelShape shape = o.demo_shape == "0.1b" ? ModelShape::tiny_01b() : ModelShape::demo();
     model = make_random_embedding_checkpoint(shape, 0);
     if (o.reranker_path.empty()) reranker = make_random_reranker_checkpoint(shape, 1);
@@ -157,10 +185,12 @@ void load_model(ServerContext& ctx) {
   ctx.fingerprint = model_fingerprint(*model);  // ties cached states to these weights
   if (o.served_model_names.empty())
     o.served_model_names.push_back(ctx.demo_model ? "rwkv-emb-demo" : "rwkv-emb");
-  ctx.engine = std::make_unique<Engine>(make_backend(o), *model, reranker ? &*reranker : nullptr, o.engine);
-  spdlog::info("model '{}': L={} C={} H={}, reranker: {}, backend: {}, fingerprint {}", ctx.model_name(),
-               ctx.engine->model().stack.layers, ctx.engine->channels(), ctx.engine->model().stack.heads,
-               ctx.engine->has_reranker() ? "yes" : "no", ctx.engine->backend().name(), ctx.fingerprint.hex());
+  ctx.engine =
+      std::make_unique<Engine>(make_backend(o), *model, reranker ? &*reranker : nullptr, o.engine);
+  spdlog::info("model '{}': L={} C={} H={}, reranker: {}, backend: {}, fingerprint {}",
+               ctx.model_name(), ctx.engine->model().stack.layers, ctx.engine->channels(),
+               ctx.engine->model().stack.heads, ctx.engine->has_reranker() ? "yes" : "no",
+               ctx.engine->backend().name(), ctx.fingerprint.hex());
 }
 
 // SIGTERM/SIGINT are blocked in every thread and taken by this one. It turns
@@ -175,7 +205,8 @@ std::thread start_signal_thread(ServerContext& ctx, HttpServer& http) {
   return std::thread([set, &ctx, &http] {
     int sig = 0;
     sigwait(&set, &sig);
-    spdlog::info("signal {}: finishing {} in-flight request(s), then exiting", sig, ctx.in_flight.load());
+    spdlog::info("signal {}: finishing {} in-flight request(s), then exiting", sig,
+                 ctx.in_flight.load());
     ctx.ready = false;
     ctx.draining = true;
     while (ctx.in_flight > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -195,9 +226,8 @@ int serve(ServerContext& ctx) {
   ctx.state_dtype = parse_state_dtype(ctx.options.state_dtype).value_or(StateDtype::kFloat32);
   ctx.states = make_state_store(ctx.options.states);
   ctx.scheduler = std::make_unique<Scheduler>(*ctx.engine, ctx.options.scheduler);
-  ctx.scheduler->on_step([&ctx](const StepStats& s) {
-    ctx.metrics.observe_step(s.sequences, s.tokens, s.seconds);
-  });
+  ctx.scheduler->on_step(
+      [&ctx](const StepStats& s) { ctx.metrics.observe_step(s.sequences, s.tokens, s.seconds); });
   HttpServer http(ctx);
   std::thread signals = start_signal_thread(ctx, http);
   signals.detach();  // ends with the process
@@ -215,8 +245,9 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("serve", "Run the HTTP server (the default command)");
   auto ctx = std::make_shared<ServerContext>();
   auto config = std::make_shared<std::string>();
-  cmd->add_option("--config", *config,
-                  "TOML config file; keys are the long option names (see config/rwkv-emb-server.toml)")
+  cmd->add_option(
+         "--config", *config,
+         "TOML config file; keys are the long option names (see config/rwkv-emb-server.toml)")
       ->envname("RWKV_EMB_CONFIG");
   add_options(*cmd, ctx->options);
   cmd->callback([cmd, config, ctx, &exit_code] {

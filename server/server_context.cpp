@@ -5,8 +5,9 @@
 namespace rwkv::server {
 
 bool ServerContext::serves(const std::string& name) const {
-  return name.empty() || std::find(options.served_model_names.begin(), options.served_model_names.end(), name) !=
-                             options.served_model_names.end();
+  return name.empty() ||
+         std::find(options.served_model_names.begin(), options.served_model_names.end(), name) !=
+             options.served_model_names.end();
 }
 
 }  // namespace rwkv::server

@@ -17,22 +17,22 @@ namespace rwkv::server {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;
-  std::string model_path;     // empty: the random demo model
-  std::string reranker_path;  // empty: no reranker (demo: a random one)
+  std::string model_path;            // empty: the random demo model
+  std::string reranker_path;         // empty: no reranker (demo: a random one)
   std::string demo_shape = "small";  // random model without --model: small | 0.1b (benchmarks)
   std::vector<std::string> served_model_names;  // first is the canonical name
   std::string device = "cpu";
   int threads = 0;
   EngineOptions engine;
   SchedulerOptions scheduler;
-  int max_input_tokens = 32768;   // per input, before truncation
+  int max_input_tokens = 32768;  // per input, before truncation
   size_t max_body_bytes = 16 << 20;
-  size_t max_inputs = 2048;       // texts or documents per request
+  size_t max_inputs = 2048;  // texts or documents per request
   int http_threads = 128;
   int read_timeout_seconds = 10;
   std::vector<std::string> api_keys;
-  std::string log_format = "text";  // text | json
-  StateStoreOptions states;           // /v1/states backend
+  std::string log_format = "text";      // text | json
+  StateStoreOptions states;             // /v1/states backend
   std::string state_dtype = "float32";  // how new states are stored: float32 | float16 | bfloat16
 };
 
@@ -41,8 +41,8 @@ struct ServerContext {
   std::unique_ptr<Engine> engine;
   std::unique_ptr<Scheduler> scheduler;
   Metrics metrics;
-  std::unique_ptr<StateStore> states;   // cached document states (/v1/states)
-  ModelFingerprint fingerprint;         // of the embedding model, in every state blob
+  std::unique_ptr<StateStore> states;  // cached document states (/v1/states)
+  ModelFingerprint fingerprint;        // of the embedding model, in every state blob
   StateDtype state_dtype = StateDtype::kFloat32;
   bool demo_model = false;
   std::atomic<bool> ready{false};     // /health says 200

@@ -21,6 +21,7 @@ std::string request_state_owner(const ServerContext& ctx, const httplib::Request
 // 422 when its shape is not the model's or its values are unusable.
 // `where` names the request field in messages (e.g. "documents[3]").
 std::shared_ptr<const SequenceState> load_cached_state(ServerContext& ctx, const std::string& owner,
-                                                       const std::string& id, const std::string& where);
+                                                       const std::string& id,
+                                                       const std::string& where);
 
 }  // namespace rwkv::server

@@ -78,13 +78,15 @@ TEST(StateBlob, Float32RoundTripIsExact) {
 TEST(StateBlob, HalfDtypesHalveTheSizeWithinTheirRounding) {
   const SequenceState st = random_state(kShape, 2);
   const size_t f32 = state_blob_size(kShape, StateDtype::kFloat32);
-  for (auto [dtype, rel] : {std::pair{StateDtype::kFloat16, 1.0 / 2048}, std::pair{StateDtype::kBfloat16, 1.0 / 256}}) {
+  for (auto [dtype, rel] :
+       {std::pair{StateDtype::kFloat16, 1.0 / 2048}, std::pair{StateDtype::kBfloat16, 1.0 / 256}}) {
     const std::string blob = encode_state(st, fingerprint(7), kShape, dtype, 5);
     EXPECT_EQ(blob.size() - 68, (f32 - 68) / 2) << state_dtype_name(dtype);
     const SequenceState back = decode_state(blob, fingerprint(7), kShape);
     double worst = 0;
     for (size_t i = 0; i < st.wkv.size(); ++i)
-      worst = std::max(worst, std::abs(double(back.wkv[i]) - st.wkv[i]) / std::max(1e-3, double(std::abs(st.wkv[i]))));
+      worst = std::max(worst, std::abs(double(back.wkv[i]) - st.wkv[i]) /
+                                  std::max(1e-3, double(std::abs(st.wkv[i]))));
     EXPECT_LE(worst, rel) << state_dtype_name(dtype);
   }
 }
@@ -93,16 +95,17 @@ TEST(StateBlob, HalfStorageSaturatesInsteadOfOverflowing) {
   SequenceState st = random_state(kShape, 3);
   st.wkv[0] = 1e6f;
   st.wkv[1] = -1e6f;
-  const SequenceState back =
-      decode_state(encode_state(st, fingerprint(7), kShape, StateDtype::kFloat16, 0), fingerprint(7), kShape);
+  const SequenceState back = decode_state(
+      encode_state(st, fingerprint(7), kShape, StateDtype::kFloat16, 0), fingerprint(7), kShape);
   EXPECT_EQ(back.wkv[0], 65504.0f);
   EXPECT_EQ(back.wkv[1], -65504.0f);
 }
 
 TEST(StateBlob, TruncatedAndOversizedBlobsAreRefused) {
-  const std::string blob = encode_state(random_state(kShape, 4), fingerprint(7), kShape, StateDtype::kFloat32, 0);
-  for (size_t n : {size_t(0), size_t(1), size_t(7), size_t(8), size_t(40), size_t(63), size_t(64), size_t(67),
-                   size_t(1000), blob.size() - 4, blob.size() - 1})
+  const std::string blob =
+      encode_state(random_state(kShape, 4), fingerprint(7), kShape, StateDtype::kFloat32, 0);
+  for (size_t n : {size_t(0), size_t(1), size_t(7), size_t(8), size_t(40), size_t(63), size_t(64),
+                   size_t(67), size_t(1000), blob.size() - 4, blob.size() - 1})
     EXPECT_EQ(refusal(blob.substr(0, n)), StateBlobError::Kind::kMalformed) << n << " bytes";
   EXPECT_EQ(refusal(blob + "x"), StateBlobError::Kind::kMalformed);
   EXPECT_EQ(refusal(blob + blob), StateBlobError::Kind::kMalformed);
@@ -114,8 +117,10 @@ TEST(StateBlob, TruncatedAndOversizedBlobsAreRefused) {
 }
 
 TEST(StateBlob, CorruptedBytesAreRefused) {
-  const std::string blob = encode_state(random_state(kShape, 5), fingerprint(7), kShape, StateDtype::kFloat16, 0);
-  for (size_t at : {size_t(3), size_t(20), size_t(50), size_t(64), blob.size() / 2, blob.size() - 5, blob.size() - 1}) {
+  const std::string blob =
+      encode_state(random_state(kShape, 5), fingerprint(7), kShape, StateDtype::kFloat16, 0);
+  for (size_t at : {size_t(3), size_t(20), size_t(50), size_t(64), blob.size() / 2, blob.size() - 5,
+                    blob.size() - 1}) {
     std::string bad = blob;
     bad[at] ^= 0x10;
     EXPECT_EQ(refusal(bad), StateBlobError::Kind::kMalformed) << "byte " << at;
@@ -130,7 +135,8 @@ TEST(StateBlob, CorruptedBytesAreRefused) {
 }
 
 TEST(StateBlob, BadHeaderFieldsAreRefusedEvenWithAValidChecksum) {
-  const std::string blob = encode_state(random_state(kShape, 6), fingerprint(7), kShape, StateDtype::kFloat32, 0);
+  const std::string blob =
+      encode_state(random_state(kShape, 6), fingerprint(7), kShape, StateDtype::kFloat32, 0);
   const auto edited = [&](auto edit) {
     std::string b = blob;
     edit(b);
@@ -138,16 +144,24 @@ TEST(StateBlob, BadHeaderFieldsAreRefusedEvenWithAValidChecksum) {
     return b;
   };
   EXPECT_EQ(refusal(edited([](std::string& b) { b[0] = 'X'; })), StateBlobError::Kind::kMalformed);
-  EXPECT_EQ(refusal(edited([](std::string& b) { put_u16(b, 8, 2); })), StateBlobError::Kind::kMalformed);
-  EXPECT_EQ(refusal(edited([](std::string& b) { put_u16(b, 10, 128); })), StateBlobError::Kind::kMalformed);
-  EXPECT_EQ(refusal(edited([](std::string& b) { put_u32(b, 12, 9); })), StateBlobError::Kind::kMalformed);
-  EXPECT_EQ(refusal(edited([](std::string& b) { put_u32(b, 32, 0); })), StateBlobError::Kind::kMalformed);
-  EXPECT_EQ(refusal(edited([](std::string& b) { put_u32(b, 44, 32); })), StateBlobError::Kind::kMalformed);
-  EXPECT_EQ(refusal(edited([](std::string& b) { put_u64(b, 56, 12); })), StateBlobError::Kind::kMalformed);
+  EXPECT_EQ(refusal(edited([](std::string& b) { put_u16(b, 8, 2); })),
+            StateBlobError::Kind::kMalformed);
+  EXPECT_EQ(refusal(edited([](std::string& b) { put_u16(b, 10, 128); })),
+            StateBlobError::Kind::kMalformed);
+  EXPECT_EQ(refusal(edited([](std::string& b) { put_u32(b, 12, 9); })),
+            StateBlobError::Kind::kMalformed);
+  EXPECT_EQ(refusal(edited([](std::string& b) { put_u32(b, 32, 0); })),
+            StateBlobError::Kind::kMalformed);
+  EXPECT_EQ(refusal(edited([](std::string& b) { put_u32(b, 44, 32); })),
+            StateBlobError::Kind::kMalformed);
+  EXPECT_EQ(refusal(edited([](std::string& b) { put_u64(b, 56, 12); })),
+            StateBlobError::Kind::kMalformed);
   // Shape fields that disagree with the payload size.
-  EXPECT_EQ(refusal(edited([](std::string& b) { put_u32(b, 32, 3); })), StateBlobError::Kind::kMalformed);
+  EXPECT_EQ(refusal(edited([](std::string& b) { put_u32(b, 32, 3); })),
+            StateBlobError::Kind::kMalformed);
   // dtype float16 on float32 data: sizes disagree.
-  EXPECT_EQ(refusal(edited([](std::string& b) { put_u32(b, 12, 1); })), StateBlobError::Kind::kMalformed);
+  EXPECT_EQ(refusal(edited([](std::string& b) { put_u32(b, 12, 1); })),
+            StateBlobError::Kind::kMalformed);
   // Non-finite values.
   EXPECT_EQ(refusal(edited([](std::string& b) {
               const float nan = NAN;
@@ -158,9 +172,11 @@ TEST(StateBlob, BadHeaderFieldsAreRefusedEvenWithAValidChecksum) {
 
 TEST(StateBlob, AnotherShapeOrModelIsRefusedWithItsOwnKind) {
   const StateShape other{3, 2, 128};
-  const std::string blob = encode_state(random_state(other, 7), fingerprint(7), other, StateDtype::kFloat32, 0);
+  const std::string blob =
+      encode_state(random_state(other, 7), fingerprint(7), other, StateDtype::kFloat32, 0);
   EXPECT_EQ(refusal(blob), StateBlobError::Kind::kShape);
-  const std::string mine = encode_state(random_state(kShape, 7), fingerprint(8), kShape, StateDtype::kFloat32, 0);
+  const std::string mine =
+      encode_state(random_state(kShape, 7), fingerprint(8), kShape, StateDtype::kFloat32, 0);
   EXPECT_EQ(refusal(mine), StateBlobError::Kind::kModel);
   EXPECT_NO_THROW(inspect_state_blob(mine));  // valid as a blob, just not for this model
 }
@@ -168,7 +184,8 @@ TEST(StateBlob, AnotherShapeOrModelIsRefusedWithItsOwnKind) {
 TEST(StateBlob, EncodeChecksTheStateSizes) {
   SequenceState st = random_state(kShape, 8);
   st.wkv.pop_back();
-  EXPECT_THROW(encode_state(st, fingerprint(7), kShape, StateDtype::kFloat32, 0), std::invalid_argument);
+  EXPECT_THROW(encode_state(st, fingerprint(7), kShape, StateDtype::kFloat32, 0),
+               std::invalid_argument);
 }
 
 TEST(StateBlob, FingerprintCoversNamesShapesAndEveryValue) {
@@ -202,7 +219,8 @@ TEST(StateBlob, Sha256KnownAnswers) {
   EXPECT_EQ(hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
-  EXPECT_EQ(hex(std::string(1000000, 'a')), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  EXPECT_EQ(hex(std::string(1000000, 'a')),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
 TEST(StateBlob, Crc32IsZlibs) {
@@ -258,11 +276,13 @@ TEST(StateBlob, OfflineRerankThroughBlobsMatchesTheFixture) {
   const auto query = Tokenizer::world().encode(rerank_query_text(c["query"].get<std::string>()));
   const std::vector<float> want = test::to_floats(c["scores"]["rr_idx"]["logits"]);
 
-  for (auto [dtype, tol] : {std::pair{StateDtype::kFloat32, 1e-4}, std::pair{StateDtype::kFloat16, 1e-2},
-                            std::pair{StateDtype::kBfloat16, 5e-2}}) {
+  for (auto [dtype, tol] :
+       {std::pair{StateDtype::kFloat32, 1e-4}, std::pair{StateDtype::kFloat16, 1e-2},
+        std::pair{StateDtype::kBfloat16, 5e-2}}) {
     std::vector<SequenceState> decoded;
     for (size_t i = 0; i < cached.size(); ++i)
-      decoded.push_back(decode_state(encode_state(cached[i].state, fp, shape, dtype, docs[i].size()), fp, shape));
+      decoded.push_back(
+          decode_state(encode_state(cached[i].state, fp, shape, dtype, docs[i].size()), fp, shape));
     std::vector<Engine::Sequence> queries;
     for (const auto& s : decoded) queries.push_back({query, &s});
     Engine::Wanted wanted;

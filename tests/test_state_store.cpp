@@ -40,7 +40,8 @@ std::shared_ptr<const std::string> blob(uint32_t seed, uint64_t tokens = 7) {
   for (float& x : st.wkv) x = d(rng);
   ModelFingerprint f;
   f.bytes.fill(3);
-  return std::make_shared<const std::string>(encode_state(st, f, kShape, StateDtype::kFloat32, tokens));
+  return std::make_shared<const std::string>(
+      encode_state(st, f, kShape, StateDtype::kFloat32, tokens));
 }
 const uint64_t kBlobBytes = state_blob_size(kShape, StateDtype::kFloat32);
 
@@ -54,9 +55,9 @@ StateMeta meta(std::string owner, std::string id, int64_t expires_ms = 0) {
 }
 
 fs::path temp_dir(const std::string& tag) {
-  const fs::path p = fs::temp_directory_path() /
-                     ("rwkv-state-test-" + tag + "-" + std::to_string(::getpid()) + "-" +
-                      std::to_string(std::random_device{}()));
+  const fs::path p =
+      fs::temp_directory_path() / ("rwkv-state-test-" + tag + "-" + std::to_string(::getpid()) +
+                                   "-" + std::to_string(std::random_device{}()));
   fs::remove_all(p);
   return p;
 }
@@ -88,8 +89,9 @@ class RedisProcess {
                       log = (dir_ / "redis.log").string();
     pid_ = ::fork();
     if (pid_ == 0) {  // only async-signal-safe calls until exec
-      ::execl(binary.c_str(), "redis-server", "--port", port_arg.c_str(), "--bind", "127.0.0.1", "--save", "",
-              "--appendonly", "no", "--dir", dir_.c_str(), "--logfile", log.c_str(), nullptr);
+      ::execl(binary.c_str(), "redis-server", "--port", port_arg.c_str(), "--bind", "127.0.0.1",
+              "--save", "", "--appendonly", "no", "--dir", dir_.c_str(), "--logfile", log.c_str(),
+              nullptr);
       ::_exit(127);
     }
     // Ready when a store can PING it.
@@ -123,11 +125,12 @@ class RedisProcess {
   pid_t pid_ = -1;
 };
 
-#define RWKV_REQUIRE_REDIS()                                                                              \
-  do {                                                                                                    \
-    if (redis_server_binary().empty())                                                                    \
-      GTEST_SKIP() << "\n\n*** redis-server NOT FOUND (apt-get install redis-server, or scripts/setup.sh); " \
-                      "Redis state store tests SKIPPED ***\n";                                            \
+#define RWKV_REQUIRE_REDIS()                                                              \
+  do {                                                                                    \
+    if (redis_server_binary().empty())                                                    \
+      GTEST_SKIP() << "\n\n*** redis-server NOT FOUND (apt-get install redis-server, or " \
+                      "scripts/setup.sh); "                                               \
+                      "Redis state store tests SKIPPED ***\n";                            \
   } while (0)
 
 // ---- The common contract ----
@@ -243,7 +246,8 @@ TEST_P(StateStoreContract, ExpiredStatesAreGone) {
 
 TEST_P(StateStoreContract, InvalidIdsOwnersAndBlobsAreRefused) {
   StateStore& s = *store_;
-  for (const std::string& id : std::vector<std::string>{"", ".", "..", "a/b", "../x", "a b", std::string(129, 'a'), "é"})
+  for (const std::string& id :
+       std::vector<std::string>{"", ".", "..", "a/b", "../x", "a b", std::string(129, 'a'), "é"})
     EXPECT_THROW(s.put(meta("", id), blob(1), false), std::invalid_argument) << id;
   EXPECT_THROW(s.put(meta("a_b", "x"), blob(1), false), std::invalid_argument);
   EXPECT_THROW(s.put(meta("../up", "x"), blob(1), false), std::invalid_argument);
@@ -251,7 +255,8 @@ TEST_P(StateStoreContract, InvalidIdsOwnersAndBlobsAreRefused) {
   EXPECT_THROW(s.put(meta("", "x"), truncated, false), std::invalid_argument);
   std::string corrupt = *blob(1);
   corrupt[200] ^= 1;
-  EXPECT_THROW(s.put(meta("", "x"), std::make_shared<const std::string>(corrupt), false), std::invalid_argument);
+  EXPECT_THROW(s.put(meta("", "x"), std::make_shared<const std::string>(corrupt), false),
+               std::invalid_argument);
   EXPECT_FALSE(s.get("", "x"));
   EXPECT_TRUE(s.put(meta("", std::string(128, 'a')), blob(1), false));
   EXPECT_TRUE(s.put(meta("", "A.b_c-9"), blob(1), false));
@@ -279,7 +284,8 @@ TEST_P(StateStoreContract, ConcurrentClients) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 10; ++i) {
-        const std::string id = std::to_string(t * 100 + i);  // (string + string trips a GCC 12 -Wrestrict false positive)
+        const std::string id = std::to_string(
+            t * 100 + i);  // (string + string trips a GCC 12 -Wrestrict false positive)
         if (!s.put(meta("", id), blob(uint32_t(i)), false)) ++failures;
         const auto got = s.get("", id);
         if (!got || *got->blob != *blob(uint32_t(i))) ++failures;
@@ -292,7 +298,8 @@ TEST_P(StateStoreContract, ConcurrentClients) {
   EXPECT_EQ(s.list("", "", 100).items.size(), 20u);
 }
 
-INSTANTIATE_TEST_SUITE_P(StateStore, StateStoreContract, ::testing::Values("memory", "disk", "redis"),
+INSTANTIATE_TEST_SUITE_P(StateStore, StateStoreContract,
+                         ::testing::Values("memory", "disk", "redis"),
                          [](const auto& info) { return info.param; });
 
 // ---- Memory: LRU within the budget ----
@@ -310,7 +317,8 @@ TEST(StateStoreMemory, EvictsLeastRecentlyUsedWithinTheBudget) {
   EXPECT_EQ(st.states, 2u);
   EXPECT_EQ(st.evictions, 1u);
   EXPECT_LE(st.bytes, s.max_bytes());
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(s.put(meta("o", "n" + std::to_string(i)), blob(4), false));
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(s.put(meta("o", "n" + std::to_string(i)), blob(4), false));
   st = s.stats();
   EXPECT_EQ(st.states, 2u);
   EXPECT_EQ(st.evictions, 11u);
@@ -326,7 +334,8 @@ TEST(StateStoreDisk, RestartKeepsEveryState) {
   {
     DiskStateStore s(dir, 0);
     EXPECT_FALSE(fs::exists(dir));  // created with the first state only
-    for (int i = 0; i < 5; ++i) ASSERT_TRUE(s.put(meta(i % 2 ? "k1" : "", "s" + std::to_string(i)), blob(i), false));
+    for (int i = 0; i < 5; ++i)
+      ASSERT_TRUE(s.put(meta(i % 2 ? "k1" : "", "s" + std::to_string(i)), blob(i), false));
   }
   DiskStateStore again(dir, 0);
   EXPECT_EQ(again.skipped_at_start(), 0u);
@@ -344,7 +353,8 @@ TEST(StateStoreDisk, CorruptedFilesAreSkippedAndTempFilesRemoved) {
   const fs::path dir = temp_dir("corrupt");
   {
     DiskStateStore s(dir, 0);
-    for (const char* id : {"good", "flipped", "truncated", "renamed"}) ASSERT_TRUE(s.put(meta("", id), blob(1), false));
+    for (const char* id : {"good", "flipped", "truncated", "renamed"})
+      ASSERT_TRUE(s.put(meta("", id), blob(1), false));
   }
   const fs::path folder = dir / "_";
   {
@@ -433,7 +443,8 @@ TEST(StateStoreRedis, UrlParsing) {
 TEST(StateStoreRedis, TwoStoresShareStates) {
   RWKV_REQUIRE_REDIS();
   RedisProcess redis;
-  RedisStateStore a(redis.url(), "shared:"), b(redis.url(), "shared:"), other_prefix(redis.url(), "other:");
+  RedisStateStore a(redis.url(), "shared:"), b(redis.url(), "shared:"),
+      other_prefix(redis.url(), "other:");
   ASSERT_TRUE(a.put(meta("k", "doc"), blob(1), false));
   EXPECT_EQ(*b.get("k", "doc")->blob, *blob(1));
   EXPECT_FALSE(b.put(meta("k", "doc"), blob(2), false));
@@ -474,7 +485,8 @@ TEST(StateStoreRecord, RoundTripAndFraming) {
   EXPECT_EQ(view, *b);
   // The metadata alone from a prefix (Redis listing).
   EXPECT_EQ(decode_state_record(std::string_view(rec).substr(0, 600)).info.bytes, b->size());
-  EXPECT_THROW(decode_state_record(std::string_view(rec).substr(0, rec.size() - 1), &view), std::runtime_error);
+  EXPECT_THROW(decode_state_record(std::string_view(rec).substr(0, rec.size() - 1), &view),
+               std::runtime_error);
   std::string bad = rec;
   bad[20] ^= 1;  // inside the metadata JSON
   EXPECT_THROW(decode_state_record(bad, &view), std::runtime_error);

@@ -22,8 +22,8 @@ namespace {
 
 void check_cublas(cublasStatus_t status, const char* what) {
   if (status != CUBLAS_STATUS_SUCCESS)
-    throw std::runtime_error(std::string("cuBLAS error: ") + what + " failed: " +
-                             cublasGetStatusString(status));
+    throw std::runtime_error(std::string("cuBLAS error: ") + what +
+                             " failed: " + cublasGetStatusString(status));
 }
 
 class CudaBackend final : public Backend {
@@ -115,8 +115,9 @@ class CudaBackend final : public Backend {
     if (M <= 0 || N <= 0) return;
     bind();
     const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-    check_cublas(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w, K, x, K, &beta, y, N),
-                 "cublasSgemm");
+    check_cublas(
+        cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w, K, x, K, &beta, y, N),
+        "cublasSgemm");
   }
 
   void gather_rows(const int32_t* tokens, int num_tokens, const float* table, int C,

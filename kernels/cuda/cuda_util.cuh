@@ -15,15 +15,16 @@ constexpr int kWarp = 32;
 
 [[noreturn]] inline void throw_cuda_error(cudaError_t err, const char* what, const char* file,
                                           int line) {
-  throw std::runtime_error(std::string("CUDA error: ") + what + " failed: " +
-                           cudaGetErrorString(err) + " (" + file + ":" + std::to_string(line) + ")");
+  throw std::runtime_error(std::string("CUDA error: ") + what +
+                           " failed: " + cudaGetErrorString(err) + " (" + file + ":" +
+                           std::to_string(line) + ")");
 }
 
-#define RWKV_CUDA_CHECK(call)                                                          \
-  do {                                                                                 \
-    const cudaError_t rwkv_err_ = (call);                                              \
-    if (rwkv_err_ != cudaSuccess)                                                      \
-      ::rwkv::kernels::cuda::throw_cuda_error(rwkv_err_, #call, __FILE__, __LINE__);   \
+#define RWKV_CUDA_CHECK(call)                                                        \
+  do {                                                                               \
+    const cudaError_t rwkv_err_ = (call);                                            \
+    if (rwkv_err_ != cudaSuccess)                                                    \
+      ::rwkv::kernels::cuda::throw_cuda_error(rwkv_err_, #call, __FILE__, __LINE__); \
   } while (0)
 
 // After a kernel launch: reports bad launch configurations at once (errors of
@@ -38,7 +39,8 @@ inline unsigned blocks_for(size_t n, int threads) {
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  for (int offset = kWarp / 2; offset > 0; offset /= 2)
+    v += __shfl_xor_sync(0xffffffffu, v, offset);
   return v;
 }
 
@@ -63,8 +65,10 @@ __device__ __forceinline__ int sequence_of(const int* seq_start, int num_seqs, i
   int lo = 0, hi = num_seqs;  // seq_start[lo] <= t < seq_start[hi]
   while (hi - lo > 1) {
     const int mid = (lo + hi) / 2;
-    if (seq_start[mid] <= t) lo = mid;
-    else hi = mid;
+    if (seq_start[mid] <= t)
+      lo = mid;
+    else
+      hi = mid;
   }
   return lo;
 }

@@ -60,10 +60,14 @@ __global__ void activate_kernel(size_t n, float* x) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x) {
     const float v = x[i];
-    if constexpr (act == Activation::kTanh) x[i] = tanhf(v);
-    else if constexpr (act == Activation::kSigmoid) x[i] = sigmoidf(v);
-    else if constexpr (act == Activation::kRelu) x[i] = v > 0 ? v : 0;
-    else x[i] = v > 0 ? v * v : 0;
+    if constexpr (act == Activation::kTanh)
+      x[i] = tanhf(v);
+    else if constexpr (act == Activation::kSigmoid)
+      x[i] = sigmoidf(v);
+    else if constexpr (act == Activation::kRelu)
+      x[i] = v > 0 ? v : 0;
+    else
+      x[i] = v > 0 ? v * v : 0;
   }
 }
 
@@ -113,7 +117,7 @@ void token_shift_mix(cudaStream_t stream, const PackedBatch& batch, int C, const
       batch.seq_start, batch.slot, batch.num_seqs, C, u, shift, p);
   RWKV_CUDA_CHECK_LAUNCH();
   store_shift_kernel<<<batch.num_seqs, kRowThreads, 0, stream>>>(batch.seq_start, batch.slot, C, u,
-                                                                  shift);
+                                                                 shift);
   RWKV_CUDA_CHECK_LAUNCH();
 }
 

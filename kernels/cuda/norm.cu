@@ -119,8 +119,8 @@ void pool_token_layer_norm(cudaStream_t stream, const PackedBatch& batch, int C,
                            const float* weight, const float* bias, float eps, int32_t pool_token,
                            SlotArray pool) {
   if (batch.num_seqs <= 0) return;
-  pool_kernel<<<batch.num_seqs, kPoolThreads, 0, stream>>>(batch.tokens, batch.seq_start, batch.slot,
-                                                           C, x, weight, bias, eps, pool_token, pool);
+  pool_kernel<<<batch.num_seqs, kPoolThreads, 0, stream>>>(
+      batch.tokens, batch.seq_start, batch.slot, C, x, weight, bias, eps, pool_token, pool);
   RWKV_CUDA_CHECK_LAUNCH();
 }
 

@@ -43,7 +43,7 @@ void pool_token_layer_norm(cudaStream_t stream, const PackedBatch& batch, int C,
 // wkv.cu
 void wkv_prepare(cudaStream_t stream, const WkvPrepareArgs& args);
 void wkv7(cudaStream_t stream, const PackedBatch& batch, int heads, const float* r,
-          const float* decay, const float* k, const float* v, const float* alpha,
-          const float* beta, SlotArray state, float* y);
+          const float* decay, const float* k, const float* v, const float* alpha, const float* beta,
+          SlotArray state, float* y);
 
 }  // namespace rwkv::kernels::cuda

@@ -25,8 +25,10 @@ __global__ void wkv_prepare_kernel(WkvPrepareArgs p, int pairs, float decay_scal
     const int64_t i = t * C + c;
     p.w[i] = expf(-decay_scale * sigmoidf(p.w0[c] + p.w[i]));
     rate[half] = sigmoidf(p.a0[c] + p.a[i]);
-    if (p.v0 == nullptr) p.v_first[i] = p.v[i];
-    else p.v[i] += (p.v_first[i] - p.v[i]) * sigmoidf(p.v0[c] + p.v_gate[i]);
+    if (p.v0 == nullptr)
+      p.v_first[i] = p.v[i];
+    else
+      p.v[i] += (p.v_first[i] - p.v[i]) * sigmoidf(p.v0[c] + p.v_gate[i]);
     kk[half] = p.k[i] * p.k_k[c];
   }
   const float norm = sqrtf(warp_sum(kk[0] * kk[0] + kk[1] * kk[1]));
@@ -60,8 +62,8 @@ __global__ void __launch_bounds__(kHeadSize)
   const int begin = seq_start[s], end = seq_start[s + 1];
   if (begin == end) return;
   const int C = heads * kHeadSize;
-  float* S_row = state.base + int64_t(slot[s]) * state.slot_stride +
-                 (int64_t(h) * kHeadSize + i) * kHeadSize;
+  float* S_row =
+      state.base + int64_t(slot[s]) * state.slot_stride + (int64_t(h) * kHeadSize + i) * kHeadSize;
 
   float S[kHeadSize];
 #pragma unroll
@@ -131,8 +133,8 @@ void wkv_prepare(cudaStream_t stream, const WkvPrepareArgs& args) {
 }
 
 void wkv7(cudaStream_t stream, const PackedBatch& batch, int heads, const float* r,
-          const float* decay, const float* k, const float* v, const float* alpha,
-          const float* beta, SlotArray state, float* y) {
+          const float* decay, const float* k, const float* v, const float* alpha, const float* beta,
+          SlotArray state, float* y) {
   const int blocks = batch.num_seqs * heads;
   if (blocks <= 0 || batch.num_tokens <= 0) return;
   wkv7_kernel<<<blocks, kHeadSize, 0, stream>>>(batch.seq_start, batch.slot, heads, r, decay, k, v,
