@@ -145,12 +145,16 @@ void respond_when_done(httplib::Response& res, ServerContext& ctx,
         // Each waiting request costs a wake-up and a write per heartbeat; half
         // a second keeps that small and still notices a closed client within ~1 s.
         constexpr auto kHeartbeat = std::chrono::milliseconds(500);
-        while (!pending->wait_for(kHeartbeat)) {
-          if (!sink.write(" ", 1)) {  // the client is gone
-            pending->cancel();
-            return false;
-          }
-        }
+        // Every streamed body starts with a space, then one per heartbeat; a
+        // failed write means the client is gone.
+        auto heartbeat = [&] {
+          if (sink.write(" ", 1)) return true;
+          pending->cancel();
+          return false;
+        };
+        if (!heartbeat()) return false;
+        while (!pending->wait_for(kHeartbeat))
+          if (!heartbeat()) return false;
         std::string body;
         try {
           auto results = pending->wait();
