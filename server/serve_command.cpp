@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <memory>
 #include <thread>
@@ -18,104 +20,84 @@ namespace {
 // Every option can come from the config file, an RWKV_EMB_* variable or a flag
 // (flags win over variables, variables over the file).
 void add_options(CLI::App& cmd, ServerOptions& o) {
-  auto env = [](CLI::Option* opt, const char* name) {
-    opt->envname(std::string("RWKV_EMB_") + name);
+  // RWKV_EMB_ + the long flag name in upper case: --max-batch-tokens -> RWKV_EMB_MAX_BATCH_TOKENS.
+  auto env = [](CLI::Option* opt) {
+    std::string name = opt->get_single_name();
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](char c) { return c == '-' ? '_' : static_cast<char>(std::toupper(c)); });
+    opt->envname("RWKV_EMB_" + name);
   };
   env(cmd.add_option("--model", o.model_path,
-                     "Embedding checkpoint (.pth/.safetensors); none: demo model"),
-      "MODEL");
-  env(cmd.add_option("--reranker", o.reranker_path, "Reranker checkpoint"), "RERANKER");
+                     "Embedding checkpoint (.pth/.safetensors); none: demo model"));
+  env(cmd.add_option("--reranker", o.reranker_path, "Reranker checkpoint"));
   env(cmd.add_option("--demo-shape", o.demo_shape,
                      "Shape of the random model served without --model (0.1b: for benchmarks)")
           ->capture_default_str()
-          ->check(CLI::IsMember({"small", "0.1b"})),
-      "DEMO_SHAPE");
+          ->check(CLI::IsMember({"small", "0.1b"})));
   env(cmd.add_option("--served-model-name", o.served_model_names,
                      "Model name(s) clients may send; the first is reported")
-          ->delimiter(','),
-      "SERVED_MODEL_NAME");
-  env(cmd.add_option("--host", o.host, "Address to listen on")->capture_default_str(), "HOST");
-  env(cmd.add_option("--port", o.port, "Port")->capture_default_str()->check(CLI::Range(1, 65535)),
-      "PORT");
-  env(cmd.add_option("--device", o.device, "cpu (cuda builds: cuda[:N])")->capture_default_str(),
-      "DEVICE");
+          ->delimiter(','));
+  env(cmd.add_option("--host", o.host, "Address to listen on")->capture_default_str());
+  env(cmd.add_option("--port", o.port, "Port")->capture_default_str()->check(CLI::Range(1, 65535)));
+  env(cmd.add_option("--device", o.device, "cpu (cuda builds: cuda[:N])")->capture_default_str());
   env(cmd.add_option("--threads", o.threads, "CPU compute threads (0: all cores)")
-          ->capture_default_str(),
-      "THREADS");
+          ->capture_default_str());
   env(cmd.add_option("--max-batch-tokens", o.engine.max_step_tokens, "Tokens per engine step")
           ->capture_default_str()
-          ->check(CLI::PositiveNumber),
-      "MAX_BATCH_TOKENS");
+          ->check(CLI::PositiveNumber));
   env(cmd.add_option("--max-batch-seqs", o.engine.max_slots, "Sequences in flight at once")
           ->capture_default_str()
-          ->check(CLI::PositiveNumber),
-      "MAX_BATCH_SEQS");
+          ->check(CLI::PositiveNumber));
   env(cmd.add_option("--chunk-tokens", o.engine.chunk_tokens,
                      "Longest piece of a sequence per step")
           ->capture_default_str()
-          ->check(CLI::PositiveNumber),
-      "CHUNK_TOKENS");
+          ->check(CLI::PositiveNumber));
   env(cmd.add_option("--max-queued-requests", o.scheduler.max_queued_requests,
                      "Accepted requests not yet finished; beyond: 429")
-          ->capture_default_str(),
-      "MAX_QUEUED_REQUESTS");
+          ->capture_default_str());
   env(cmd.add_option("--max-queued-tokens", o.scheduler.max_queued_tokens,
                      "Tokens waiting; beyond: 429")
-          ->capture_default_str(),
-      "MAX_QUEUED_TOKENS");
+          ->capture_default_str());
   env(cmd.add_option(
              "--max-input-tokens", o.max_input_tokens,
              "Longest input; longer ones are refused (400) unless the request asks to truncate")
           ->capture_default_str()
-          ->check(CLI::PositiveNumber),
-      "MAX_INPUT_TOKENS");
+          ->check(CLI::PositiveNumber));
   env(cmd.add_option("--max-inputs", o.max_inputs, "Texts or documents per request")
-          ->capture_default_str(),
-      "MAX_INPUTS");
+          ->capture_default_str());
   env(cmd.add_option("--max-body-bytes", o.max_body_bytes, "Largest request body; beyond: 413")
-          ->capture_default_str(),
-      "MAX_BODY_BYTES");
+          ->capture_default_str());
   env(cmd.add_option("--http-threads", o.http_threads, "HTTP worker threads")
-          ->capture_default_str(),
-      "HTTP_THREADS");
+          ->capture_default_str());
   env(cmd.add_option("--read-timeout", o.read_timeout_seconds, "Seconds to wait for a slow client")
-          ->capture_default_str(),
-      "READ_TIMEOUT");
+          ->capture_default_str());
   env(cmd.add_option("--api-key", o.api_keys, "Accepted Bearer key(s); none: no authentication")
-          ->delimiter(','),
-      "API_KEY");
+          ->delimiter(','));
   env(cmd.add_option("--log-format", o.log_format, "Access log format")
           ->capture_default_str()
-          ->check(CLI::IsMember({"text", "json"})),
-      "LOG_FORMAT");
+          ->check(CLI::IsMember({"text", "json"})));
   env(cmd.add_option("--state-store", o.states.kind,
                      "Where /v1/states keeps cached document states")
           ->capture_default_str()
-          ->check(CLI::IsMember({"memory", "disk", "redis"})),
-      "STATE_STORE");
+          ->check(CLI::IsMember({"memory", "disk", "redis"})));
   env(cmd.add_option("--state-dir", o.states.dir,
                      "Folder of the disk state store (created with the first state)")
-          ->capture_default_str(),
-      "STATE_DIR");
+          ->capture_default_str());
   env(cmd.add_option("--state-max-bytes", o.states.max_bytes,
                      "State store budget in bytes. memory: least recently used states are evicted "
                      "beyond it "
                      "(0: 1 GiB); disk: new states are refused (507) beyond it (0: no limit)")
-          ->capture_default_str(),
-      "STATE_MAX_BYTES");
+          ->capture_default_str());
   env(cmd.add_option("--redis-url", o.states.redis_url,
                      "Redis of --state-store redis: redis://[[user]:password@]host[:port][/db]")
-          ->capture_default_str(),
-      "REDIS_URL");
+          ->capture_default_str());
   env(cmd.add_option("--redis-key-prefix", o.states.redis_prefix,
                      "Prefix of the Redis keys of states")
-          ->capture_default_str(),
-      "REDIS_KEY_PREFIX");
+          ->capture_default_str());
   env(cmd.add_option("--state-dtype", o.state_dtype,
                      "How new states are stored; float16 and bfloat16 take half the bytes")
           ->capture_default_str()
-          ->check(CLI::IsMember({"float32", "float16", "bfloat16"})),
-      "STATE_DTYPE");
+          ->check(CLI::IsMember({"float32", "float16", "bfloat16"})));
 }
 
 // Sets, from the TOML file, every option that neither a flag nor an
