@@ -56,7 +56,8 @@ bool backend_available(const std::string& name) {
   return name == "cpu";
 }
 
-std::unique_ptr<kernels::Backend> make_backend(const std::string& name) {
+// `name` is unused in builds without CUDA.
+std::unique_ptr<kernels::Backend> make_backend([[maybe_unused]] const std::string& name) {
 #ifdef RWKV_EMB_WITH_CUDA
   if (name == "cuda") return kernels::make_cuda_backend(0);
 #endif
