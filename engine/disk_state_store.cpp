@@ -9,6 +9,8 @@
 #include <cstring>
 #include <random>
 
+#include "engine/sha256.h"
+
 namespace rwkv {
 namespace fs = std::filesystem;
 namespace {

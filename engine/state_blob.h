@@ -104,9 +104,6 @@ SequenceState decode_state(std::string_view blob, const ModelFingerprint& finger
 
 // CRC-32 of zlib / Python's zlib.crc32 (IEEE polynomial), continuing `crc`.
 uint32_t crc32_of(std::string_view data, uint32_t crc = 0);
-// SHA-256 (FIPS 180-4).
-std::array<uint8_t, 32> sha256(std::string_view data);
-std::string to_hex(const uint8_t* bytes, size_t n);
 
 // float32 to IEEE half and bfloat16, round to nearest even (NaN stays NaN).
 // The other way: half_to_float and bfloat16_to_float of pth_loader.h.

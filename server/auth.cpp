@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "engine/state_blob.h"
+#include "engine/sha256.h"
 
 namespace rwkv::server {
 
