@@ -35,8 +35,17 @@ std::vector<int32_t> embedding_tokens(std::string_view text, size_t max_tokens,
 
 std::vector<int32_t> embedding_tokens(std::vector<int32_t> ids, size_t max_tokens,
                                       const std::string& where, const std::string& param) {
+  // Ids without EOS have no embedding (upstream pools nothing: NaN). Their
+  // usual sender is LangChain's OpenAIEmbeddings, whose tiktoken ids are
+  // mostly < 65536 too: appending EOS would embed them as garbage, silently.
   if (std::find(ids.begin(), ids.end(), Tokenizer::kEos) == ids.end())
-    ids.push_back(Tokenizer::kEos);
+    throw api::ApiError::bad_request(
+        where +
+            " has no EOS token (65535). Token ids are used as given, and the embedding pools "
+            "the EOS positions: append 65535 to RWKV World ids (/tokenize does). Ids from "
+            "another tokenizer mean nothing to this model: if you use LangChain "
+            "OpenAIEmbeddings, set check_embedding_ctx_length=False so that it sends the texts",
+        param);
   if (ids.size() > max_tokens) throw too_long(where, param, ids.size(), max_tokens);
   return ids;
 }

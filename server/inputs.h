@@ -17,8 +17,8 @@ std::vector<int32_t> embedding_tokens(std::string_view text, size_t max_tokens,
                                       api::Truncate truncate, const std::string& where,
                                       const std::string& param);
 
-// Token ids given by the client, with EOS appended unless already present
-// (pooling needs one); 400 over `max_tokens`.
+// Token ids given by the client, used as given; 400 without EOS (pooling
+// needs one) or over `max_tokens`.
 std::vector<int32_t> embedding_tokens(std::vector<int32_t> ids, size_t max_tokens,
                                       const std::string& where, const std::string& param);
 

@@ -70,13 +70,19 @@ def test_openai_embeddings_shape_order_base64_and_normalization(fixture_server, 
         close(np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4"), unit(c["retr"]))
 
 
-def test_openai_embeddings_token_inputs_get_eos(fixture_server, expected):
+def test_openai_embeddings_token_inputs_are_used_as_given(fixture_server, expected):
+    cases = [c for c in expected["embeddings"] if c["input_kind"] == "tokens"]
+    r = fixture_server.post("/v1/embeddings", {"input": [c["ids"] for c in cases], "normalize": False})
+    for d, c in zip(r.json()["data"], cases):
+        close(d["embedding"], c["retr"])
+
+
+def test_openai_embeddings_token_inputs_without_eos_are_400(fixture_server, expected):
+    # No EOS, nothing to pool: such ids (e.g. LangChain's tiktoken ids, mostly < 65536
+    # too) would otherwise be embedded as garbage.
     case = next(c for c in expected["embeddings"] if c["name"] == "hello")
-    without_eos = case["ids"][:-1]
-    r = fixture_server.post("/v1/embeddings", {"input": [without_eos, case["ids"]], "normalize": False})
-    data = r.json()["data"]
-    close(data[0]["embedding"], case["retr"])
-    close(data[1]["embedding"], case["retr"])
+    err = openai_error(fixture_server.post("/v1/embeddings", {"input": [case["ids"], case["ids"][:-1]]}), 400, "input")
+    assert "input[1]" in err["message"] and "check_embedding_ctx_length=False" in err["message"]
 
 
 def test_openai_embeddings_empty_string_is_eos_only(fixture_server, expected):
