@@ -14,6 +14,7 @@ class HttpServer {
   bool listen();
   // Stops accepting connections; listen() returns once in-flight requests end.
   void stop() { http_.stop(); }
+  bool is_running() const { return http_.is_running(); }
 
  private:
   ServerContext& ctx_;

@@ -5,11 +5,14 @@
 #include <algorithm>
 #include <cctype>
 #include <csignal>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <thread>
 
 #include "engine/random_model.h"
 #include "server/http_server.h"
+#include "server/model_download.h"
 #ifdef RWKV_EMB_WITH_CUDA
 #include "kernels/cuda/cuda_backend.h"
 #endif
@@ -28,8 +31,21 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
     opt->envname("RWKV_EMB_" + name);
   };
   env(cmd.add_option("--model", o.model_path,
-                     "Embedding checkpoint (.pth/.safetensors); none: demo model"));
-  env(cmd.add_option("--reranker", o.reranker_path, "Reranker checkpoint"));
+                     "Embedding checkpoint (.pth/.safetensors), or tiny|base|large: the released "
+                     "one, downloaded once into --model-cache-dir; unset: a random demo model"));
+  env(cmd.add_option("--reranker", o.reranker_path,
+                     "Reranker checkpoint, or tiny|base|large (default with --model "
+                     "tiny|base|large: its paired reranker)"));
+  o.model_cache_dir = default_model_cache_dir();
+  env(cmd.add_option("--model-cache-dir", o.model_cache_dir,
+                     "Where released checkpoints are kept (default: $XDG_CACHE_HOME or "
+                     "~/.cache, then rwkv-emb-server)")
+          ->capture_default_str());
+  o.hf_endpoint = default_hf_endpoint();
+  env(cmd.add_option("--hf-endpoint", o.hf_endpoint,
+                     "HuggingFace endpoint released checkpoints come from (default: $HF_ENDPOINT "
+                     "or https://huggingface.co); $HF_TOKEN is sent to it")
+          ->capture_default_str());
   env(cmd.add_option("--demo-shape", o.demo_shape,
                      "Shape of the random model served without --model (0.1b: for benchmarks)")
           ->capture_default_str()
@@ -145,6 +161,22 @@ std::unique_ptr<kernels::Backend> make_backend(const ServerOptions& o) {
                            "' is not available in this build (use --device cpu)");
 }
 
+// --model/--reranker tiny|base|large, when no local file has that name: the
+// released checkpoints, from the cache or downloaded. --model NAME brings its
+// paired reranker unless --reranker names another.
+void fetch_released_checkpoints(ServerOptions& o) {
+  auto released = [](const std::string& path) {
+    return std::filesystem::exists(path) ? nullptr : find_released_model(path);
+  };
+  const ReleasedModel* model = released(o.model_path);
+  const ReleasedModel* reranker = o.reranker_path.empty() ? model : released(o.reranker_path);
+  if (model == nullptr && reranker == nullptr) return;
+  const char* token = std::getenv("HF_TOKEN");
+  const DownloadOptions download{o.hf_endpoint, o.model_cache_dir, token ? token : ""};
+  if (model != nullptr) o.model_path = fetch_released_file(model->embedding_file, download);
+  if (reranker != nullptr) o.reranker_path = fetch_released_file(reranker->reranker_file, download);
+}
+
 void load_model(ServerContext& ctx) {
   ServerOptions& o = ctx.options;
   std::optional<Checkpoint> model, reranker;
@@ -187,6 +219,8 @@ std::thread start_signal_thread(ServerContext& ctx, HttpServer& http) {
   return std::thread([set, &ctx, &http] {
     int sig = 0;
     sigwait(&set, &sig);
+    // A signal during start-up: stop() before listen() would stop nothing.
+    while (!http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     spdlog::info("signal {}: finishing {} in-flight request(s), then exiting", sig,
                  ctx.in_flight.load());
     ctx.ready = false;
@@ -197,6 +231,8 @@ std::thread start_signal_thread(ServerContext& ctx, HttpServer& http) {
 }
 
 int serve(ServerContext& ctx) {
+  // Downloads first, while SIGTERM and SIGINT still end the process at once.
+  fetch_released_checkpoints(ctx.options);
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);

@@ -17,8 +17,10 @@ namespace rwkv::server {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;
-  std::string model_path;            // empty: the random demo model
+  std::string model_path;            // empty: the random demo model; tiny|base|large: released
   std::string reranker_path;         // empty: no reranker (demo: a random one)
+  std::string model_cache_dir;       // where released checkpoints are downloaded to
+  std::string hf_endpoint;           // where they are downloaded from
   std::string demo_shape = "small";  // random model without --model: small | 0.1b (benchmarks)
   std::vector<std::string> served_model_names;  // first is the canonical name
   std::string device = "cpu";
