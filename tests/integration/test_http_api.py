@@ -2,28 +2,13 @@
 reference outputs in ../shared/fixtures (tolerance 1e-4, as for the engine:
 the fixture README measures float32-vs-float64 differences below 3e-6)."""
 import base64
-import math
 
 import numpy as np
 import pytest
 
-TOL = 1e-4
+from reference import TOL, close, sigmoid, unit
+
 HEADS = {"retrieval": "retr", "sts": "sts", "classification": "cls"}
-
-
-def unit(v):
-    v = np.asarray(v, dtype=np.float64)
-    return v / np.linalg.norm(v)
-
-
-def close(got, want, tol=TOL):
-    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
-    assert got.shape == want.shape
-    assert np.max(np.abs(got - want)) <= tol, np.max(np.abs(got - want))
-
-
-def sigmoid(x):
-    return 1 / (1 + math.exp(-x))
 
 
 def openai_error(r, status, param=None):

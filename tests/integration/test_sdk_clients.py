@@ -1,22 +1,11 @@
 """The official OpenAI and Cohere Python SDKs against the real server and the
 fixture model: what they send by default must give the reference numbers."""
-import math
-
 import cohere
 import numpy as np
 import openai
 import pytest
 
-TOL = 1e-4
-
-
-def unit(v):
-    v = np.asarray(v, dtype=np.float64)
-    return v / np.linalg.norm(v)
-
-
-def close(got, want, tol=TOL):
-    assert np.max(np.abs(np.asarray(got, dtype=np.float64) - np.asarray(want, dtype=np.float64))) <= tol
+from reference import TOL, close, sigmoid, unit
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +65,7 @@ def co_v2(fixture_server):
 
 def test_cohere_v1_and_v2_rerank(co_v1, co_v2, expected):
     ro = expected["rerank_online"]
-    want = [1 / (1 + math.exp(-x)) for x in ro["scores"]["rr_idx"]["logits"]]
+    want = [sigmoid(x) for x in ro["scores"]["rr_idx"]["logits"]]
     r1 = co_v1.rerank(model="rwkv-fixture", query=ro["query"], documents=ro["documents"],
                       return_documents=True)
     r2 = co_v2.rerank(model="rwkv-fixture", query=ro["query"], documents=ro["documents"], top_n=2)

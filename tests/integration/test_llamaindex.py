@@ -1,0 +1,55 @@
+"""LlamaIndex against the real server and the fixture model: the OpenAI(-like)
+embeddings, a vector index, and the CohereRerank node postprocessor.
+
+The nodes are built directly (no text splitter), so nothing asks NLTK or
+tiktoken for data files; no LLM is involved.
+"""
+import pytest
+from llama_index.core import VectorStoreIndex
+from llama_index.core.schema import TextNode
+from llama_index.embeddings.openai import OpenAIEmbedding
+from llama_index.embeddings.openai_like import OpenAILikeEmbedding
+from llama_index.postprocessor.cohere_rerank import CohereRerank
+
+from reference import close, rerank_scores, text_cases, unit, TOL
+
+
+def openai_like(server):
+    return OpenAILikeEmbedding(model_name="rwkv-fixture", api_base=server.url + "/v1", api_key="unused")
+
+
+def openai_embedding(server):
+    # OpenAIEmbedding(model=...) accepts only OpenAI's model names; model_name= is passed as is.
+    return OpenAIEmbedding(model_name="rwkv-fixture", api_base=server.url + "/v1", api_key="unused")
+
+
+@pytest.mark.parametrize("make", [openai_like, openai_embedding])
+def test_embeddings_match_reference(fixture_server, expected, make):
+    emb = make(fixture_server)
+    cases = [c for c in text_cases(expected) if "\n" not in c["text"]]
+    for got, case in zip(emb.get_text_embedding_batch([c["text"] for c in cases]), cases):
+        close(got, unit(case["retr"]))
+    close(emb.get_query_embedding(cases[0]["text"]), unit(cases[0]["retr"]))
+
+
+def test_newlines_are_replaced_by_spaces_before_sending(fixture_server, expected):
+    # LlamaIndex's OpenAI embeddings send text.replace("\n", " "): a multi-line text gets
+    # the embedding of its one-line form, not the one other clients get.
+    case = next(c for c in text_cases(expected) if "\n" in c["text"])
+    got = openai_like(fixture_server).get_text_embedding(case["text"])
+    one_line = fixture_server.post("/v1/embeddings", {"input": case["text"].replace("\n", " ")})
+    close(got, one_line.json()["data"][0]["embedding"])
+    with pytest.raises(AssertionError):
+        close(got, unit(case["retr"]))
+
+
+def test_cohere_rerank_postprocessor_after_a_vector_retriever(fixture_server, expected):
+    ro = expected["rerank_online"]
+    want = rerank_scores(expected)
+    index = VectorStoreIndex([TextNode(text=d) for d in ro["documents"]], embed_model=openai_like(fixture_server))
+    retriever = index.as_retriever(similarity_top_k=4)
+    rerank = CohereRerank(model="rwkv-fixture", api_key="unused", base_url=fixture_server.url, top_n=3)
+    nodes = rerank.postprocess_nodes(retriever.retrieve(ro["query"]), query_str=ro["query"])
+    assert [n.node.text for n in nodes] == sorted(want, key=want.get, reverse=True)[:3]
+    for n in nodes:
+        assert abs(n.score - want[n.node.text]) <= TOL
