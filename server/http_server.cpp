@@ -27,8 +27,12 @@ HttpServer::HttpServer(ServerContext& ctx) : ctx_(ctx) {
   http_.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     // Only statuses no route wrote a body for: unknown paths, oversized bodies.
     if (!res.body.empty()) return;
-    if (res.status == 413 &&
-        req.get_header_value("Content-Type").starts_with("application/x-www-form-urlencoded")) {
+    if (DeadlineHttpServer::request_timed_out()) {
+      send_error(res, ErrorStyle::kOpenAI,
+                 api::ApiError(408, "the request did not arrive within the read timeout"));
+      res.set_header("Connection", "close");
+    } else if (res.status == 413 && req.get_header_value("Content-Type")
+                                        .starts_with("application/x-www-form-urlencoded")) {
       // httplib caps form bodies at 8 KiB; `curl --data-binary` sends that type by default.
       send_error(res, ErrorStyle::kOpenAI,
                  api::ApiError::payload_too_large(

@@ -3,6 +3,7 @@
 
 #include <httplib.h>
 
+#include "server/deadline_http_server.h"
 #include "server/server_context.h"
 
 namespace rwkv::server {
@@ -18,7 +19,7 @@ class HttpServer {
 
  private:
   ServerContext& ctx_;
-  httplib::Server http_;
+  DeadlineHttpServer http_;
   socket_t listen_socket_ = INVALID_SOCKET;
 };
 

@@ -1,0 +1,203 @@
+#include "server/deadline_http_server.h"
+
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <string>
+
+#include "api/api_error.h"
+
+namespace rwkv::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Every byte received moves the request's deadline on by 1 s per 64 KiB.
+constexpr double kMinBytesPerSecond = 64 * 1024;
+// How often an idle keep-alive connection looks whether the server is stopping.
+constexpr auto kIdleCheck = std::chrono::milliseconds(50);
+
+thread_local bool timed_out_here = false;
+
+Clock::duration seconds_and_micros(time_t sec, time_t usec) {
+  return std::chrono::seconds(sec) + std::chrono::microseconds(usec);
+}
+
+// poll() on one socket: > 0 ready, 0 timed out, < 0 failed.
+int wait_for(socket_t sock, short events, Clock::duration timeout) {
+  const Clock::time_point end = Clock::now() + timeout;
+  pollfd p{sock, events, 0};
+  for (;;) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(end - Clock::now());
+    const int n = ::poll(&p, 1, int(std::max<int64_t>(0, left.count())));
+    if (n >= 0 || errno != EINTR) return n;
+  }
+}
+
+void socket_address(socket_t sock, bool peer, std::string& ip, int& port) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  auto* a = reinterpret_cast<sockaddr*>(&addr);
+  if ((peer ? ::getpeername(sock, a, &len) : ::getsockname(sock, a, &len)) != 0) return;
+  char host[NI_MAXHOST], service[NI_MAXSERV];
+  if (::getnameinfo(a, len, host, sizeof(host), service, sizeof(service),
+                    NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+    ip = host;
+    port = std::atoi(service);
+  }
+}
+
+// A connection's socket whose reads end at the deadline of the request being read.
+class DeadlineStream final : public httplib::Stream {
+ public:
+  DeadlineStream(socket_t sock, Clock::duration read_timeout, Clock::duration write_timeout)
+      : sock_(sock), read_timeout_(read_timeout), write_timeout_(write_timeout) {}
+
+  // A request starts: it has one read timeout to arrive.
+  void start_request() {
+    deadline_ = Clock::now() + read_timeout_;
+    timed_out_here = false;
+  }
+  // Bytes of the next (pipelined) request already read from the socket.
+  bool has_buffered() const { return begin_ < end_; }
+
+  bool is_readable() const override {
+    return has_buffered() || wait_for(sock_, POLLIN, read_wait()) > 0;
+  }
+
+  bool is_writable() const override {
+    return wait_for(sock_, POLLOUT, write_timeout_) > 0 && peer_open();
+  }
+
+  ssize_t read(char* ptr, size_t size) override {
+    if (!has_buffered()) {
+      // httplib reads request lines a byte at a time: buffer small reads.
+      if (size >= sizeof(buffer_)) return receive(ptr, size);
+      const ssize_t n = receive(buffer_, sizeof(buffer_));
+      if (n <= 0) return n;
+      begin_ = 0;
+      end_ = size_t(n);
+    }
+    const size_t n = std::min(size, end_ - begin_);
+    std::copy_n(buffer_ + begin_, n, ptr);
+    begin_ += n;
+    return ssize_t(n);
+  }
+
+  ssize_t write(const char* ptr, size_t size) override {
+    if (!is_writable()) return -1;
+    ssize_t n;
+    do n = ::send(sock_, ptr, size, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n;
+  }
+
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    socket_address(sock_, true, ip, port);
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    socket_address(sock_, false, ip, port);
+  }
+  socket_t socket() const override { return sock_; }
+
+ private:
+  // Until the deadline, and at most one read timeout of silence.
+  Clock::duration read_wait() const {
+    return std::max(Clock::duration::zero(), std::min(deadline_ - Clock::now(), read_timeout_));
+  }
+
+  ssize_t receive(char* into, size_t size) {
+    const int ready = wait_for(sock_, POLLIN, read_wait());
+    if (ready == 0) timed_out_here = true;
+    if (ready <= 0) return -1;
+    ssize_t n;
+    do n = ::recv(sock_, into, size, 0);
+    while (n < 0 && errno == EINTR);
+    if (n > 0)
+      deadline_ += std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(double(n) / kMinBytesPerSecond));
+    return n;
+  }
+
+  // False once the client has closed its end (a streamed response stops then).
+  bool peer_open() const {
+    if (wait_for(sock_, POLLIN, Clock::duration::zero()) <= 0) return true;
+    char byte;
+    return ::recv(sock_, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+  }
+
+  const socket_t sock_;
+  const Clock::duration read_timeout_, write_timeout_;
+  Clock::time_point deadline_{};
+  char buffer_[4096];
+  size_t begin_ = 0, end_ = 0;
+};
+
+// select(), which the system httplib uses, cannot watch such a socket.
+void refuse_connection(socket_t sock, Clock::duration write_timeout) {
+  const std::string body =
+      api::openai_error_body(api::ApiError::unavailable("too many open connections; retry later"))
+          .dump();
+  const std::string response =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: "
+      "1\r\nConnection: close\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  for (size_t done = 0; done < response.size();) {
+    if (wait_for(sock, POLLOUT, write_timeout) <= 0) return;
+    const ssize_t n = ::send(sock, response.data() + done, response.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    done += size_t(n);
+  }
+  // Read what the client sent until it closes (briefly): closing with unread
+  // bytes would reset the connection before the client reads the answer.
+  ::shutdown(sock, SHUT_WR);
+  const Clock::time_point end = Clock::now() + std::chrono::seconds(1);
+  char sink[4096];
+  while (Clock::now() < end && wait_for(sock, POLLIN, end - Clock::now()) > 0)
+    if (::recv(sock, sink, sizeof(sink), MSG_DONTWAIT) <= 0) break;
+}
+
+}  // namespace
+
+bool DeadlineHttpServer::request_timed_out() { return timed_out_here; }
+
+bool DeadlineHttpServer::wait_for_request(socket_t sock) const {
+  const Clock::time_point end = Clock::now() + std::chrono::seconds(keep_alive_timeout_sec_);
+  while (svr_sock_ != INVALID_SOCKET) {
+    const Clock::time_point now = Clock::now();
+    if (now >= end) return false;
+    const int ready = wait_for(sock, POLLIN, std::min<Clock::duration>(end - now, kIdleCheck));
+    if (ready != 0) return ready > 0;
+  }
+  return false;
+}
+
+bool DeadlineHttpServer::process_and_close_socket(socket_t sock) {
+  const Clock::duration write_timeout = seconds_and_micros(write_timeout_sec_, write_timeout_usec_);
+  bool ok = false;
+  if (sock >= FD_SETSIZE) {
+    refuse_connection(sock, write_timeout);
+  } else {
+    DeadlineStream stream(sock, seconds_and_micros(read_timeout_sec_, read_timeout_usec_),
+                          write_timeout);
+    for (size_t left = keep_alive_max_count_; left > 0; --left) {
+      if (!stream.has_buffered() && !wait_for_request(sock)) break;
+      stream.start_request();
+      bool closed = false;
+      ok = process_request(stream, left == 1, closed, nullptr);
+      if (!ok || closed || timed_out_here) break;
+    }
+  }
+  ::shutdown(sock, SHUT_RDWR);
+  ::close(sock);
+  return ok;
+}
+
+}  // namespace rwkv::server

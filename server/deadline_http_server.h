@@ -1,0 +1,30 @@
+// An httplib::Server whose clients must send each request in bounded time.
+//
+// httplib 0.11 bounds every single read by the read timeout but not a whole
+// request, so a client that trickles one byte at a time (slow loris) holds a
+// worker thread for as long as it likes. Here each request (line, headers and
+// body) must arrive within the read timeout, plus one second per 64 KiB
+// received (a large upload over a slow link still makes it); otherwise the
+// client is answered 408 (request_timed_out() tells the error handler) and the
+// connection closed. A connection whose socket number the system httplib cannot
+// watch (>= FD_SETSIZE: it would answer 500) is answered 503 with Retry-After.
+#pragma once
+
+#include <httplib.h>
+
+namespace rwkv::server {
+
+class DeadlineHttpServer : public httplib::Server {
+ public:
+  // True while the request being answered on this thread missed its deadline.
+  static bool request_timed_out();
+
+ private:
+  // Replaces httplib's connection loop: keep-alive requests, each under a deadline.
+  bool process_and_close_socket(socket_t sock) override;
+  // Waits for the next request on a connection: false when the keep-alive
+  // timeout passes or the server stops.
+  bool wait_for_request(socket_t sock) const;
+};
+
+}  // namespace rwkv::server
