@@ -6,7 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 
-scripts/setup.sh
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD_DIR" -j "$(nproc)" --target rwkv-emb-server
+scripts/setup.sh --build-only
+BUILD_DIR=$BUILD_DIR scripts/build.sh --target rwkv-emb-server
 exec "$BUILD_DIR/rwkv-emb-server" serve "$@"

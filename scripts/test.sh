@@ -12,6 +12,5 @@ scripts/setup.sh
 # Test processes run side by side (ctest -j): OpenMP threads that spin while
 # waiting would steal the cores from each other.
 export OMP_WAIT_POLICY=PASSIVE
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRWKV_EMB_WERROR=ON
-cmake --build "$BUILD_DIR" -j "$JOBS"
+BUILD_DIR=$BUILD_DIR JOBS=$JOBS scripts/build.sh -DRWKV_EMB_WERROR=ON
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" --timeout 600
