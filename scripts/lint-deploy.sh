@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Lints what deploys the server, offline (no Docker engine, no cluster): shell
-# scripts (shellcheck), Dockerfiles (hadolint), the compose files
-# (docker-compose config), and the Kubernetes manifests, base and GPU variant,
-# rendered by kustomize and checked against the Kubernetes API schemas
-# (kubernetes-validate --strict). CTest runs it (deploy_lint).
+# Lints what builds and deploys the server, offline (no Docker engine, no
+# cluster): the scripts of CI and of the image (shellcheck), the Dockerfile
+# (hadolint), the compose files (docker-compose config), and the Kubernetes
+# manifests, base and GPU variant, rendered by kustomize and checked against
+# the Kubernetes API schemas (kubernetes-validate --strict). CTest runs it
+# (deploy_lint).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 K8S_VERSION=1.30  # the oldest Kubernetes the manifests are checked against
@@ -11,11 +12,10 @@ K8S_VERSION=1.30  # the oldest Kubernetes the manifests are checked against
 step() { echo "lint-deploy: $*"; }
 
 step shellcheck
-mapfile -t scripts < <(find scripts docker -name '*.sh')
-shellcheck .ci/run "${scripts[@]}"
+shellcheck .ci/run scripts/{setup,fetch-vocab,build,run,test,lint-deploy}.sh docker/*.sh
 
 step hadolint
-hadolint docker/Dockerfile.*
+hadolint docker/Dockerfile
 
 step docker-compose config
 docker-compose -f docker/compose.yaml config -q
