@@ -276,6 +276,7 @@ std::optional<StoredState> DiskStateStore::get(const std::string& owner, const s
   }
   spdlog::warn("disk state store: state file {} is unusable: {}", path.string(), problem);
   std::lock_guard lock(mutex_);
+  ++unusable_;
   const auto it = index_.find(key);
   if (it != index_.end()) {
     bytes_ -= it->second.info.bytes;
@@ -326,7 +327,7 @@ StateListPage DiskStateStore::list(const std::string& owner, const std::string& 
 StateStoreStats DiskStateStore::stats() {
   std::lock_guard lock(mutex_);
   sweep_expired();
-  return {index_.size(), bytes_, hits_, misses_, 0};
+  return {index_.size(), bytes_, hits_, misses_, 0, skipped_ + unusable_};
 }
 
 }  // namespace rwkv

@@ -48,7 +48,8 @@ class DiskStateStore : public StateStore {
   std::mutex mutex_;
   std::map<Key, StateMeta> index_;
   uint64_t bytes_ = 0, hits_ = 0, misses_ = 0;
-  size_t skipped_ = 0;
+  size_t skipped_ = 0;   // corrupted files found by the start-up scan
+  size_t unusable_ = 0;  // indexed files found corrupted (or gone) when read
 };
 
 }  // namespace rwkv

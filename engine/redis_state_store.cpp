@@ -252,6 +252,7 @@ bool RedisStateStore::put(StateMeta meta, std::shared_ptr<const std::string> blo
 std::optional<StoredState> RedisStateStore::get(const std::string& owner, const std::string& id) {
   const Reply r = run1({"GET", key(owner, id)});
   std::optional<StoredState> out;
+  bool unusable = false;
   if (r->type == REDIS_REPLY_STRING) {
     const std::string_view record(r->str, r->len);
     try {
@@ -262,10 +263,12 @@ std::optional<StoredState> RedisStateStore::get(const std::string& owner, const 
         out = StoredState{std::move(meta), std::make_shared<const std::string>(blob)};
     } catch (const std::exception& e) {
       spdlog::warn("redis state store: value of {} is unusable: {}", key(owner, id), e.what());
+      unusable = true;
     }
   }
   std::lock_guard lock(stats_mutex_);
   ++(out ? hits_ : misses_);
+  if (unusable) ++corrupted_;
   return out;
 }
 
@@ -346,7 +349,7 @@ StateStoreStats RedisStateStore::stats() {
     counted_bytes_ = bytes;
   }
   std::lock_guard lock(stats_mutex_);
-  return {counted_states_, counted_bytes_, hits_, misses_, 0};
+  return {counted_states_, counted_bytes_, hits_, misses_, 0, corrupted_};
 }
 
 }  // namespace rwkv

@@ -71,7 +71,7 @@ class RedisStateStore : public StateStore {
   std::vector<redisContext*> idle_;
 
   std::mutex stats_mutex_;
-  uint64_t hits_ = 0, misses_ = 0;
+  uint64_t hits_ = 0, misses_ = 0, corrupted_ = 0;
   std::chrono::steady_clock::time_point counted_at_{};
   uint64_t counted_states_ = 0, counted_bytes_ = 0;
 };

@@ -45,6 +45,7 @@ struct StateStoreStats {
   uint64_t states = 0, bytes = 0;  // what is stored now (bytes: blob sizes)
   uint64_t hits = 0, misses = 0;   // get() since start, this process
   uint64_t evictions = 0;          // states dropped to stay within the budget
+  uint64_t corrupted = 0;          // stored states found unusable and skipped, since start
 };
 
 // The backend cannot be reached (Redis down, disk unwritable): HTTP 503.

@@ -85,6 +85,12 @@ Metrics::Metrics()
                            .Name("rwkv_emb_state_evictions_total")
                            .Help("Cached states evicted to stay within the store's byte budget")
                            .Register(*registry_)
+                           .Add({})),
+      state_corrupted_(BuildCounter()
+                           .Name("rwkv_emb_state_corrupted_total")
+                           .Help("Stored states found corrupted and skipped (disk: at start or "
+                                 "when read; redis: when read); the log names each")
+                           .Register(*registry_)
                            .Add({})) {}
 
 void Metrics::observe_request(const std::string& route, int status, double seconds) {
@@ -121,6 +127,8 @@ void Metrics::update_state_metrics() const {
     state_misses_.Increment(double(now.misses - state_last_.misses));
   if (now.evictions > state_last_.evictions)
     state_evictions_.Increment(double(now.evictions - state_last_.evictions));
+  if (now.corrupted > state_last_.corrupted)
+    state_corrupted_.Increment(double(now.corrupted - state_last_.corrupted));
   state_last_ = now;
 }
 

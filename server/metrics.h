@@ -52,6 +52,7 @@ class Metrics {
   prometheus::Counter& state_hits_;
   prometheus::Counter& state_misses_;
   prometheus::Counter& state_evictions_;
+  prometheus::Counter& state_corrupted_;
   mutable std::mutex state_mutex_;
   mutable StateStoreStats state_last_;  // counters already exported
   void update_state_metrics() const;

@@ -370,6 +370,7 @@ TEST(StateStoreDisk, CorruptedFilesAreSkippedAndTempFilesRemoved) {
 
   DiskStateStore s(dir, 0);
   EXPECT_EQ(s.skipped_at_start(), 4u);
+  EXPECT_EQ(s.stats().corrupted, 4u);  // rwkv_emb_state_corrupted_total
   EXPECT_FALSE(fs::exists(folder / "0123abcd.tmp"));
   EXPECT_TRUE(fs::exists(folder / "flipped.state"));  // left for inspection
   const auto page = s.list("", "", 10);

@@ -266,6 +266,14 @@ def test_corrupted_state_files_are_skipped_with_a_log_line(make_server, tmp_path
     assert r.status_code == 404, r.text
     got = scores_by_index(rerank(second, offline["query"], [{"state_id": ids[0]}]))
     assert abs(got[0] - sigmoid(offline["scores"]["rr_idx"]["logits"][0])) <= TOL
+    assert metric(second, "rwkv_emb_state_corrupted_total") == 2
+    # A file corrupted while the server runs: found when read, reported, the others still served.
+    late = state_dir / "_" / f"{ids[3]}.state"
+    late.write_bytes(late.read_bytes()[:-10])
+    assert content(second, ids[3]).status_code == 404
+    assert f"state file {late} is unusable" in second.output()
+    assert metric(second, "rwkv_emb_state_corrupted_total") == 3
+    assert content(second, ids[0]).status_code == 200
 
 
 def test_a_state_of_another_model_is_refused_in_rerank(make_server, tmp_path, offline):
