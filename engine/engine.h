@@ -62,6 +62,10 @@ class Engine {
 
   // ---- Whole sequences, run to completion (command-line tools and tests) ----
   struct Sequence {
+    // A constructor, not an aggregate: `vector<Sequence>(token_lists...)`
+    // then builds with clang too (no parenthesized aggregate init before 16).
+    Sequence(std::span<const int32_t> tokens, const SequenceState* initial = nullptr)
+        : tokens(tokens), initial(initial) {}
     std::span<const int32_t> tokens;
     const SequenceState* initial = nullptr;  // zero state when null
   };

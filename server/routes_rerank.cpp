@@ -106,8 +106,9 @@ void register_rerank_routes(httplib::Server& http, ServerContext& ctx) {
       {"/v2/rerank", api::RerankApi::kCohereV2},
       {"/rerank", std::nullopt}};
   for (const auto& [path, which] : routes) {
+    // `which = which`: clang before 16 cannot capture a structured binding.
     add_route(http, ctx, {"POST", path, ErrorStyle::kCohere},
-              [&ctx, which](const httplib::Request& req, httplib::Response& res) {
+              [&ctx, which = which](const httplib::Request& req, httplib::Response& res) {
                 rerank(ctx, which, req, res);
               });
   }
