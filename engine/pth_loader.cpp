@@ -58,6 +58,7 @@ float load_element(DType dtype, const char* p) {
 }  // namespace
 
 void convert_to_float32(DType dtype, const void* src, size_t count, float* dst) {
+  if (count == 0) return;  // an empty tensor's dst is null, and memcpy(null, ...) is undefined
   const char* bytes = static_cast<const char*>(src);
   if (dtype == DType::kFloat32) {
     std::memcpy(dst, bytes, count * sizeof(float));

@@ -616,6 +616,16 @@ TEST(CheckpointSafetensors, HandBuiltFileLoads) {
   }
 }
 
+// Found by fuzz_safetensors: an empty float32 tensor copied 0 bytes to a null
+// pointer, undefined behaviour that the UBSan build of these tests reports.
+TEST(CheckpointSafetensors, EmptyFloat32TensorLoads) {
+  const std::string bytes =
+      safetensors(R"({"e":{"dtype":"F32","shape":[3,0],"data_offsets":[0,0]}})", "");
+  const Checkpoint ckpt = rwkv::load_checkpoint_from_memory("empty.safetensors", bytes);
+  EXPECT_EQ(ckpt.at("e").shape, (std::vector<int64_t>{3, 0}));
+  EXPECT_TRUE(ckpt.at("e").data.empty());
+}
+
 TEST(CheckpointSafetensors, MalformedFilesAreRejected) {
   const std::string name = "bad.safetensors";
   const auto one = [](const std::string& dtype, const std::string& shape,
