@@ -1,14 +1,21 @@
-// GPU throughput of the engine on random models of the 0.1B shape (float32):
-//   1. embeddings: tokens/s for sequence lengths 512..16384 at batch 1/8/64;
-//      the model's achieved matrix-product TFLOP/s next to bare cuBLAS SGEMM
-//      (the backend's matmul, nothing else) on the same shapes, in this run;
-//   2. bare SGEMM TFLOP/s per matrix shape of the model;
-//   3. rerank pairs/s: online (one sequence per pair: document + 64-token
-//      query + EOS) and offline (document states cached first, then 64 query
-//      tokens + EOS on a copy of each), 100 pairs, documents of 512..4096 tokens.
+// GPU throughput of the engine on random models of the EmbeddingRWKV 0.1B
+// shape (L12 C768), per matrix dtype (float32, float16, bfloat16):
+//   embeddings  tokens/s at sequence lengths 512..16384 and batch 1/8/64, and
+//               the model's matrix-product TFLOP/s (matrix FLOPs / forward
+//               time) next to bare cuBLASLt GEMMs of the same shapes and rows
+//               per step, measured in the same run (bench/bare_gemm.h);
+//   gemm        per matrix shape: bare cuBLASLt vs the backend's matmul (its
+//               input conversion and its one algorithm per matrix for all M);
+//   rerank      pairs/s, 100 pairs, 64-token query, documents of 512..4096
+//               tokens: online (document + query + EOS per pair) and offline
+//               (document states cached first, then query + EOS on a copy of
+//               each), and the ratio to the paper's EmbeddingRWKV-0.1B;
+//   graphs      CUDA graphs on vs off, where steps repeat their shape;
+//   wkv         chunked vs sequential WKV-7, the op alone and end to end.
 // Cases that would overrun the time budget are skipped and said so.
 //
 //   gpu_bench [--device N] [--budget SECONDS] [--max-step TOKENS] [--quick]
+//             [--only embeddings|gemm|rerank|graphs|wkv]
 //
 // Builds without CUDA print "built without CUDA" and exit 0.
 #include <cstdio>
@@ -27,6 +34,7 @@ int main() {
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <random>
@@ -34,7 +42,9 @@ int main() {
 #include <string>
 #include <vector>
 
+#include "bench/bare_gemm.h"
 #include "bench/model_gemms.h"
+#include "engine/device_matrix.h"
 #include "engine/engine.h"
 #include "engine/random_model.h"
 #include "engine/tokenizer.h"
@@ -45,6 +55,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using rwkv::Engine;
 using rwkv::EngineOptions;
+using rwkv::bench::Gemm;
+using rwkv::bench::gemm_flops;
+using rwkv::kernels::CudaOptions;
+using rwkv::kernels::MatmulDtype;
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -52,50 +66,36 @@ double seconds_since(Clock::time_point t0) {
 
 struct Options {
   int device = 0;
-  double budget = 240;   // seconds for the whole run (rough: checked between cases)
+  double budget = 240;   // seconds for the whole run (checked between cases)
   int max_step = 65536;  // tokens per engine step
   bool quick = false;
+  std::string only;  // one section, or all
 };
 
-using rwkv::bench::Gemm;
-using rwkv::bench::gemm_flops;
-using rwkv::bench::model_gemms;
+constexpr MatmulDtype kDtypes[] = {MatmulDtype::kFloat16, MatmulDtype::kBFloat16,
+                                   MatmulDtype::kFloat32};
+const char* name(MatmulDtype d) { return rwkv::kernels::matmul_dtype_name(d); }
 
-// Bare SGEMMs through the backend's matmul (one cublasSgemm each), best of reps.
-class GemmTimer {
- public:
-  GemmTimer(rwkv::kernels::Backend& be, int max_m, int max_n, int max_k)
-      : be_(be),
-        x_(be, size_t(max_m) * max_k),
-        w_(be, size_t(max_n) * max_k),
-        y_(be, size_t(max_m) * max_n) {
-    // Small nonzero values: the same work as real data, no denormals.
-    std::vector<float> ones(std::max(x_.size(), w_.size()), 0.01f);
-    be.to_device(x_.get(), ones.data(), x_.size() * sizeof(float));
-    be.to_device(w_.get(), ones.data(), w_.size() * sizeof(float));
-  }
-  double seconds(const std::vector<Gemm>& gemms, int M, int reps) {
-    double best = 1e30;
-    for (int r = 0; r < reps; ++r) {
-      be_.synchronize();
-      const auto t0 = Clock::now();
-      for (const Gemm& g : gemms) be_.matmul(M, g.n, g.k, x_.get(), w_.get(), y_.get(), false);
-      be_.synchronize();
-      best = std::min(best, seconds_since(t0));
-    }
-    return best;
-  }
+// EmbeddingRWKV-0.1B in the paper (RTX 4090): online pairs/s by document
+// length, and offline pairs/s (cached document states).
+constexpr int kPaperDocLengths[] = {512, 1024, 2048, 4096};
+constexpr double kPaperOnline[] = {560, 300, 161, 82};
+constexpr double kPaperOffline = 2440;
 
- private:
-  rwkv::kernels::Backend& be_;
-  rwkv::DeviceArray x_, w_, y_;
-};
-
-std::vector<int32_t> random_ids(std::mt19937& rng, int n) {
+std::vector<int32_t> random_ids(std::mt19937& rng, int n, bool eos_last) {
   std::uniform_int_distribution<int32_t> id(1, 65529);
   std::vector<int32_t> t(n);
   for (auto& x : t) x = id(rng);
+  if (eos_last) t.back() = rwkv::Tokenizer::kEos;
   return t;
+}
+
+Engine::Wanted nothing_but(bool rerank, bool state) {
+  Engine::Wanted w;
+  w.heads = {false, false, false};
+  w.rerank = rerank;
+  w.state = state;
+  return w;
 }
 
 class Bench {
@@ -103,71 +103,73 @@ class Bench {
   explicit Bench(const Options& o)
       : o_(o),
         shape_(rwkv::ModelShape::tiny_01b()),
-        gemms_(model_gemms(shape_)),
+        gemms_(rwkv::bench::model_gemms(shape_)),
         start_(Clock::now()) {
     std::printf("building random 0.1B-shape checkpoints (L=%d C=%d F=%d)...\n", shape_.layers,
                 shape_.channels, shape_.ffn);
     std::fflush(stdout);
     model_ = rwkv::make_random_embedding_checkpoint(shape_, 1);
     reranker_ = rwkv::make_random_reranker_checkpoint(shape_, 2);
-    gemm_backend_ = rwkv::kernels::make_cuda_backend(o.device);
-    std::printf("device: %s; matrix FLOPs per token: %.1f M; budget %.0f s\n\n",
-                gemm_backend_->name().c_str(), gemm_flops(gemms_, 1) / 1e6, o.budget);
+    const auto probe = rwkv::kernels::make_cuda_backend(o.device);
+    std::printf("device: %s\nmatrix FLOPs per token: %.1f M; budget %.0f s; max step %d tokens\n\n",
+                probe->name().c_str(), gemm_flops(gemms_, 1) / 1e6, o.budget, o.max_step);
   }
+
+  bool wants(const char* section) const { return o_.only.empty() || o_.only == section; }
 
   void embeddings() {
     std::printf(
-        "== 1. Embedding throughput (float32; model TFLOP/s = matrix FLOPs / forward time; "
-        "bare = cuBLAS SGEMM on the same shapes, M = tokens per step)\n");
-    std::printf("%6s %4s %9s %6s %12s %12s %12s %7s\n", "T", "B", "tokens", "steps", "tokens/s",
+        "== embeddings: tokens/s; model TF/s = matrix FLOPs / forward time; bare = cuBLASLt "
+        "GEMMs of the same shapes at M = tokens per step\n");
+    std::printf("%-8s %6s %4s %9s %12s %11s %10s %7s\n", "dtype", "T", "B", "tokens", "tokens/s",
                 "model TF/s", "bare TF/s", "ratio");
     const std::vector<int> lengths = o_.quick
                                          ? std::vector<int>{512, 4096}
                                          : std::vector<int>{512, 1024, 2048, 4096, 8192, 16384};
     const std::vector<int> batches = o_.quick ? std::vector<int>{1, 8} : std::vector<int>{1, 8, 64};
     std::mt19937 rng(3);
-    for (int T : lengths) {
+    for (MatmulDtype dtype : kDtypes) {
       for (int B : batches) {
-        const double tokens = double(T) * B;
-        if (!fits(tokens)) {
-          std::printf("%6d %4d %9.0f  skipped: time budget\n", T, B, tokens);
-          continue;
-        }
+        // Every sequence advances in each step: chunk = max_step / B tokens.
         EngineOptions opt;
         opt.max_slots = B;
-        opt.chunk_tokens = std::min(T, o_.max_step);
-        opt.max_step_tokens =
-            std::clamp(B * T, opt.chunk_tokens, std::max(o_.max_step, opt.chunk_tokens));
-        Engine engine(rwkv::kernels::make_cuda_backend(o_.device), model_, nullptr, opt);
-        std::vector<std::vector<int32_t> > inputs;
-        for (int b = 0; b < B; ++b) {
-          inputs.push_back(random_ids(rng, T));
-          inputs.back().back() = rwkv::Tokenizer::kEos;
-        }
-        // Warm-up: one step's worth (workspace allocation, cuBLAS initialization).
-        const int warm = std::min(B, std::max(1, opt.max_step_tokens / T));
-        std::vector<Engine::Sequence> seqs(inputs.begin(), inputs.end());
-        engine.run(std::span(seqs).first(warm), {});
-        const auto t0 = Clock::now();
-        engine.run(seqs, {});
-        const double secs = seconds_since(t0);
-        observe(tokens, secs);
+        opt.max_step_tokens = o_.max_step;
+        opt.chunk_tokens = std::max(1, o_.max_step / B);
+        std::unique_ptr<Engine> engine;
+        for (int T : lengths) {
+          const double tokens = double(T) * B;
+          if (!fits(tokens, dtype)) {
+            std::printf("%-8s %6d %4d %9.0f  skipped: time budget\n", name(dtype), T, B, tokens);
+            continue;
+          }
+          if (!engine) {
+            engine = make_engine(dtype, opt, false);
+            warm_up(*engine, B);
+          }
+          std::vector<std::vector<int32_t> > inputs;
+          for (int b = 0; b < B; ++b) inputs.push_back(random_ids(rng, T, true));
+          std::vector<Engine::Sequence> seqs(inputs.begin(), inputs.end());
+          const auto t0 = Clock::now();
+          engine->run(seqs, {});
+          const double secs = seconds_since(t0);
+          observe(tokens, secs, dtype);
 
-        const int M = std::min(B * T, opt.max_step_tokens);
-        const double steps = std::ceil(tokens / opt.max_step_tokens);
-        const double bare = bare_seconds(M);
-        const double model_tf = gemm_flops(gemms_, tokens) / secs / 1e12;
-        const double bare_tf = gemm_flops(gemms_, M) / bare / 1e12;
-        std::printf("%6d %4d %9.0f %6.0f %12.0f %12.2f %12.2f %6.1f%%\n", T, B, tokens, steps,
-                    tokens / secs, model_tf, bare_tf, 100 * model_tf / bare_tf);
-        std::fflush(stdout);
+          const int M = int(std::min<double>(tokens, o_.max_step));
+          const double model_tf = gemm_flops(gemms_, tokens) / secs / 1e12;
+          const double bare_tf = gemm_flops(gemms_, M) / bare_seconds(dtype, M) / 1e12;
+          std::printf("%-8s %6d %4d %9.0f %12.0f %11.1f %10.1f %6.1f%%\n", name(dtype), T, B,
+                      tokens, tokens / secs, model_tf, bare_tf, 100 * model_tf / bare_tf);
+          std::fflush(stdout);
+        }
       }
     }
     std::printf("\n");
   }
 
   void gemm_shapes() {
-    std::printf("== 2. Bare cuBLAS SGEMM per shape of the model (TFLOP/s, best of 3)\n");
+    std::printf(
+        "== gemm: TF/s per matrix shape of the model (best of 3): bare cuBLASLt / the backend's "
+        "matmul (input conversion + one algorithm per matrix for every M)\n");
     struct Shape {
       const char* what;
       int n, k;
@@ -176,108 +178,272 @@ class Bench {
     const Shape shapes[] = {{"r/k/v/output [C x C]", C, C},
                             {"ffn key [F x C]", shape_.ffn, C},
                             {"ffn value [C x F]", C, shape_.ffn},
-                            {"LoRA down [D=64 x C]", shape_.lora_w, C},
-                            {"LoRA up [C x D=64]", C, shape_.lora_w}};
-    std::printf("%-24s %10s %10s %10s\n", "shape (M = rows)", "M=4096", "M=16384", "M=65536");
-    for (const Shape& s : shapes) {
-      std::printf("%-24s", s.what);
-      for (int M : {4096, 16384, 65536}) {
-        if (M > o_.max_step) {
-          std::printf(" %10s", "-");
-          continue;
+                            {"LoRA down [64 x C]", shape_.lora_w, C},
+                            {"LoRA up [C x 64]", C, shape_.lora_w}};
+    std::printf("%-8s %-22s %17s %17s %17s\n", "dtype", "shape (M = rows)", "M=4096", "M=16384",
+                "M=65536");
+    for (MatmulDtype dtype : kDtypes) {
+      auto be = rwkv::kernels::make_cuda_backend(o_.device, {dtype});
+      be->reserve_matmul(o_.max_step, shape_.ffn);
+      const size_t elements = size_t(o_.max_step) * shape_.ffn;
+      rwkv::DeviceArray x(*be, std::vector<float>(elements, 0.01f)), y(*be, elements);
+      for (const Shape& s : shapes) {
+        // The FFN value product's input is relu²: bfloat16 in float16 mode.
+        const auto input = s.k == shape_.ffn ? rwkv::kernels::MatrixInput::kUnbounded
+                                             : rwkv::kernels::MatrixInput::kActivations;
+        const rwkv::DeviceMatrix w(*be, std::vector<float>(size_t(s.n) * s.k, 0.01f), s.n, s.k,
+                                   input);
+        std::printf("%-8s %-22s", name(dtype), s.what);
+        for (int M : {4096, 16384, 65536}) {
+          if (M > o_.max_step) {
+            std::printf(" %17s", "-");
+            continue;
+          }
+          const std::vector<Gemm> one(8, Gemm{s.n, s.k});
+          const double bare = gemm_flops(one, M) / bare_gemm().seconds(w.view().dtype, one, M, 3);
+          double best = 1e30;
+          for (int r = 0; r < 4; ++r) {
+            be->synchronize();
+            const auto t0 = Clock::now();
+            for (int i = 0; i < 8; ++i) be->matmul(M, x.get(), w.view(), y.get(), false);
+            be->synchronize();
+            if (r > 0) best = std::min(best, seconds_since(t0));
+          }
+          std::printf("     %5.1f / %5.1f", bare / 1e12, gemm_flops(one, M) / best / 1e12);
         }
-        const std::vector<Gemm> one(8, Gemm{s.n, s.k});
-        const double secs = timer().seconds(one, M, 3);
-        std::printf(" %10.2f", gemm_flops(one, M) / secs / 1e12);
+        std::printf("\n");
+        std::fflush(stdout);
       }
-      std::printf("\n");
     }
     std::printf("\n");
-    std::fflush(stdout);
   }
 
   void rerank() {
-    std::printf("== 3. Rerank, 100 pairs per row (random documents, 64-token queries)\n");
-    std::printf("%8s %14s %14s %16s %14s\n", "doc len", "online pairs/s", "online tok/s",
-                "cache docs (s)", "offline pairs/s");
+    std::printf(
+        "== rerank: pairs/s, 100 pairs, 64-token query (offline: states cached on the host first "
+        "and uploaded per pair, as the server does); paper = EmbeddingRWKV-0.1B\n");
+    std::printf("%-8s %8s %14s %8s %16s %15s %8s\n", "dtype", "doc len", "online pairs/s", "/paper",
+                "cache docs (s)", "offline pairs/s", "/paper");
     const int pairs = o_.quick ? 20 : 100, query_len = 64;
     std::mt19937 rng(5);
-    for (int doc_len : {512, 1024, 2048, 4096}) {
-      const double tokens = double(pairs) * (doc_len + query_len + 1);
-      if (!fits(2 * tokens)) {
-        std::printf("%8d  skipped: time budget\n", doc_len);
-        continue;
-      }
+    for (MatmulDtype dtype : kDtypes) {
       EngineOptions opt;
       opt.max_slots = pairs;
-      opt.chunk_tokens = doc_len + query_len + 1;
+      opt.chunk_tokens = 4096 + query_len + 1;
       opt.max_step_tokens = std::max(o_.max_step, opt.chunk_tokens);
-      Engine engine(rwkv::kernels::make_cuda_backend(o_.device), model_, &reranker_, opt);
-      const auto query = random_ids(rng, query_len);
-      std::vector<std::vector<int32_t> > docs, online;
-      for (int i = 0; i < pairs; ++i) {
-        docs.push_back(random_ids(rng, doc_len));
-        online.push_back(docs.back());
-        online.back().insert(online.back().end(), query.begin(), query.end());
-        online.back().push_back(rwkv::Tokenizer::kEos);
+      auto engine = make_engine(dtype, opt, false);
+      const auto query = random_ids(rng, query_len, false);
+      for (size_t i = 0; i < std::size(kPaperDocLengths); ++i) {
+        const int doc_len = kPaperDocLengths[i];
+        const double online_tokens = double(pairs) * (doc_len + query_len + 1);
+        if (!fits(online_tokens + double(pairs) * doc_len, dtype)) {
+          std::printf("%-8s %8d  skipped: time budget\n", name(dtype), doc_len);
+          continue;
+        }
+        std::vector<std::vector<int32_t> > docs, online;
+        for (int p = 0; p < pairs; ++p) {
+          docs.push_back(random_ids(rng, doc_len, false));
+          online.push_back(docs.back());
+          online.back().insert(online.back().end(), query.begin(), query.end());
+          online.back().push_back(rwkv::Tokenizer::kEos);
+        }
+        std::vector<Engine::Sequence> seqs(online.begin(), online.end());
+        engine->run(std::span(seqs).first(std::min(pairs, 4)), nothing_but(true, false));
+        auto t0 = Clock::now();
+        engine->run(seqs, nothing_but(true, false));
+        const double online_secs = seconds_since(t0);
+        observe(online_tokens, online_secs, dtype);
+
+        std::vector<Engine::Sequence> doc_seqs(docs.begin(), docs.end());
+        t0 = Clock::now();
+        const auto cached = engine->run(doc_seqs, nothing_but(false, true));
+        const double cache_secs = seconds_since(t0);
+        const double offline_secs = offline_query_seconds(*engine, cached, query, 2);
+        std::printf("%-8s %8d %14.1f %7.2fx %16.3f %15.1f %7.2fx\n", name(dtype), doc_len,
+                    pairs / online_secs, pairs / online_secs / kPaperOnline[i], cache_secs,
+                    pairs / offline_secs, pairs / offline_secs / kPaperOffline);
+        std::fflush(stdout);
       }
-      Engine::Wanted rerank_only;
-      rerank_only.heads = {false, false, false};
-      rerank_only.rerank = true;
-
-      std::vector<Engine::Sequence> seqs(online.begin(), online.end());
-      engine.run(std::span(seqs).first(std::min(pairs, 4)), rerank_only);  // warm-up
-      auto t0 = Clock::now();
-      engine.run(seqs, rerank_only);
-      const double online_secs = seconds_since(t0);
-      observe(tokens, online_secs);
-
-      // Offline: cache each document's state (read back to the host, as the
-      // server's state store does), then run only the query on a copy.
-      Engine::Wanted state_only;
-      state_only.heads = {false, false, false};
-      state_only.state = true;
-      std::vector<Engine::Sequence> doc_seqs(docs.begin(), docs.end());
-      t0 = Clock::now();
-      const auto cached = engine.run(doc_seqs, state_only);
-      const double cache_secs = seconds_since(t0);
-      std::vector<int32_t> query_eos = query;
-      query_eos.push_back(rwkv::Tokenizer::kEos);
-      std::vector<Engine::Sequence> queries;
-      for (const auto& c : cached) queries.push_back({query_eos, &c.state});
-      t0 = Clock::now();
-      engine.run(queries, rerank_only);
-      const double offline_secs = seconds_since(t0);
-
-      std::printf("%8d %14.1f %14.0f %16.3f %14.1f\n", doc_len, pairs / online_secs,
-                  tokens / online_secs, cache_secs, pairs / offline_secs);
-      std::fflush(stdout);
     }
+    std::printf("\n");
+  }
+
+  void graphs() {
     std::printf(
-        "(offline pairs/s includes uploading each cached state, %.1f MB, to the device)\n\n",
-        double(shape_.layers) * (shape_.channels / 64) * 64 * 64 * 4 / 1e6);
+        "== graphs: CUDA graphs off vs on (float16) where steps repeat their shape: offline "
+        "rerank queries (100 x 65 tokens + the reranker) and small embedding batches\n");
+    std::printf("%-40s %14s %14s %8s\n", "case", "off", "on", "on/off");
+    std::mt19937 rng(7);
+    const auto query = random_ids(rng, 64, false);
+    double rate[2][2] = {};  // [case][graphs]
+    for (bool graphs : {false, true}) {
+      EngineOptions opt;
+      opt.max_slots = 100;
+      opt.max_step_tokens = o_.max_step;
+      auto engine = make_engine(MatmulDtype::kFloat16, opt, graphs);
+      std::vector<std::vector<int32_t> > docs;
+      for (int p = 0; p < 100; ++p) docs.push_back(random_ids(rng, 512, false));
+      std::vector<Engine::Sequence> doc_seqs(docs.begin(), docs.end());
+      const auto cached = engine->run(doc_seqs, nothing_but(false, true));
+      rate[0][graphs] = 100 / offline_query_seconds(*engine, cached, query, 5);
+
+      // 16 texts of 64 tokens per request, one step each.
+      std::vector<std::vector<int32_t> > texts;
+      for (int b = 0; b < 16; ++b) texts.push_back(random_ids(rng, 64, true));
+      std::vector<Engine::Sequence> seqs(texts.begin(), texts.end());
+      for (int r = 0; r < 3; ++r) engine->run(seqs, {});  // seen, recorded, replayed
+      const int reps = 20;
+      const auto t0 = Clock::now();
+      for (int r = 0; r < reps; ++r) engine->run(seqs, {});
+      rate[1][graphs] = reps * 16 * 64 / seconds_since(t0);
+      if (graphs)
+        std::printf("(replays: %lld)\n",
+                    static_cast<long long>(rwkv::kernels::cuda_graph_replays(engine->backend())));
+    }
+    std::printf("%-40s %14.1f %14.1f %7.2fx\n", "offline rerank, 512-token docs (pairs/s)",
+                rate[0][0], rate[0][1], rate[0][1] / rate[0][0]);
+    std::printf("%-40s %14.0f %14.0f %7.2fx\n\n", "embeddings, 16 x 64 tokens (tokens/s)",
+                rate[1][0], rate[1][1], rate[1][1] / rate[1][0]);
+    std::fflush(stdout);
+  }
+
+  void wkv() {
+    std::printf(
+        "== wkv: the WKV-7 op alone (H=12, float32 state), sequential vs chunked (16-token "
+        "chunks): microseconds per call, best of 5\n");
+    std::printf("%6s %7s %12s %12s %9s\n", "seqs", "length", "sequential", "chunked", "speedup");
+    const int H = shape_.channels / 64, C = shape_.channels;
+    const int max_tokens = o_.quick ? 16384 : 262144;
+    auto sequential = rwkv::kernels::make_cuda_backend(o_.device);
+    CudaOptions chunked_options;
+    chunked_options.wkv_chunked_min_tokens = 1;
+    auto chunked = rwkv::kernels::make_cuda_backend(o_.device, chunked_options);
+    for (int seqs : {1, 4, 16, 64}) {
+      int crossover = 0;
+      for (int len : {64, 256, 1024, 4096, 16384}) {
+        if (seqs * len > max_tokens) continue;
+        const double t_seq = wkv_seconds(*sequential, seqs, len, H, C);
+        const double t_chunk = wkv_seconds(*chunked, seqs, len, H, C);
+        if (crossover == 0 && t_chunk < t_seq) crossover = len;
+        std::printf("%6d %7d %12.1f %12.1f %8.2fx\n", seqs, len, t_seq * 1e6, t_chunk * 1e6,
+                    t_seq / t_chunk);
+        std::fflush(stdout);
+      }
+      if (crossover)
+        std::printf("  %d sequence(s): chunked faster from %d tokens\n", seqs, crossover);
+      else
+        std::printf("  %d sequence(s): chunked never faster here\n", seqs);
+    }
+    // End to end: one long document, float16.
+    const int T = 16384;
+    std::printf("end to end, 1 x %d tokens, float16 (tokens/s):", T);
+    std::mt19937 rng(9);
+    const auto doc = random_ids(rng, T, true);
+    for (int threshold : {0, 1024}) {
+      if (!fits(T, MatmulDtype::kFloat16)) break;
+      EngineOptions opt;
+      opt.max_slots = 1;
+      opt.max_step_tokens = opt.chunk_tokens = T;
+      CudaOptions co;
+      co.dtype = MatmulDtype::kFloat16;
+      co.wkv_chunked_min_tokens = threshold;
+      Engine engine(rwkv::kernels::make_cuda_backend(o_.device, co), model_, nullptr, opt);
+      const Engine::Sequence seq{doc};
+      engine.run(std::span(&seq, 1), {});
+      const auto t0 = Clock::now();
+      engine.run(std::span(&seq, 1), {});
+      std::printf("  %s %.0f", threshold ? "chunked" : "sequential", T / seconds_since(t0));
+    }
+    std::printf("\n\n");
   }
 
   void footer() { std::printf("total bench time: %.1f s\n", seconds_since(start_)); }
 
  private:
-  // Whether `tokens` more tokens fit in the budget at the slowest rate seen so far.
-  bool fits(double tokens) const {
-    const double predicted = slowest_rate_ > 0 ? tokens / slowest_rate_ : 0;
+  std::unique_ptr<Engine> make_engine(MatmulDtype dtype, const EngineOptions& opt, bool graphs) {
+    CudaOptions co;
+    co.dtype = dtype;
+    co.graphs = graphs;
+    return std::make_unique<Engine>(rwkv::kernels::make_cuda_backend(o_.device, co), model_,
+                                    &reranker_, opt);
+  }
+
+  // A short run: cuBLASLt plans, kernel loading.
+  void warm_up(Engine& engine, int B) {
+    std::mt19937 rng(1);
+    std::vector<std::vector<int32_t> > inputs;
+    for (int b = 0; b < B; ++b) inputs.push_back(random_ids(rng, 64, true));
+    std::vector<Engine::Sequence> seqs(inputs.begin(), inputs.end());
+    engine.run(seqs, {});
+  }
+
+  // Best of `reps` runs of the query on a copy of each cached state.
+  double offline_query_seconds(Engine& engine, const std::vector<Engine::Result>& cached,
+                               const std::vector<int32_t>& query, int reps) {
+    std::vector<int32_t> query_eos = query;
+    query_eos.push_back(rwkv::Tokenizer::kEos);
+    std::vector<Engine::Sequence> queries;
+    for (const auto& c : cached) queries.push_back({query_eos, &c.state});
+    engine.run(std::span(queries).first(std::min<size_t>(queries.size(), 4)),
+               nothing_but(true, false));
+    double best = 1e30;
+    for (int r = 0; r < reps; ++r) {
+      const auto t0 = Clock::now();
+      engine.run(queries, nothing_but(true, false));
+      best = std::min(best, seconds_since(t0));
+    }
+    return best;
+  }
+
+  // The WKV op alone over `seqs` sequences of `len` tokens, best of 5.
+  double wkv_seconds(rwkv::kernels::Backend& be, int seqs, int len, int H, int C) {
+    const int T = seqs * len;
+    std::vector<int32_t> starts(seqs + 1), slots(seqs);
+    for (int s = 0; s <= seqs; ++s) starts[s] = s * len;
+    for (int s = 0; s < seqs; ++s) slots[s] = s;
+    rwkv::DeviceInts d_starts(be, starts), d_slots(be, slots), d_tokens(be, size_t(T));
+    // Decay 0.9, small values elsewhere: stable, and the same work as real data.
+    rwkv::DeviceArray r(be, std::vector<float>(size_t(T) * C, 0.01f)),
+        decay(be, std::vector<float>(size_t(T) * C, 0.9f)), y(be, size_t(T) * C),
+        state(be, size_t(seqs) * H * 64 * 64);
+    be.zero(state.get(), state.size() * sizeof(float));
+    const rwkv::kernels::PackedBatch batch{T, seqs, d_tokens.get(), d_starts.get(), d_slots.get()};
+    double best = 1e30;
+    for (int rep = 0; rep < 6; ++rep) {
+      be.synchronize();
+      const auto t0 = Clock::now();
+      be.wkv7(batch, H, r.get(), decay.get(), r.get(), r.get(), r.get(), r.get(),
+              {state.get(), int64_t(H) * 64 * 64}, y.get());
+      be.synchronize();
+      if (rep > 0) best = std::min(best, seconds_since(t0));
+    }
+    return best;
+  }
+
+  // Whether `tokens` more tokens fit in the budget at this dtype's slowest rate.
+  bool fits(double tokens, MatmulDtype dtype) const {
+    const auto it = slowest_rate_.find(dtype);
+    const double predicted = it != slowest_rate_.end() ? tokens / it->second : 0;
     return seconds_since(start_) + predicted <= o_.budget;
   }
-  void observe(double tokens, double secs) {
+  void observe(double tokens, double secs, MatmulDtype dtype) {
     const double rate = tokens / secs;
-    slowest_rate_ = slowest_rate_ > 0 ? std::min(slowest_rate_, rate) : rate;
+    auto [it, fresh] = slowest_rate_.emplace(dtype, rate);
+    if (!fresh) it->second = std::min(it->second, rate);
   }
-  GemmTimer& timer() {
-    if (!timer_)
-      timer_ = std::make_unique<GemmTimer>(*gemm_backend_, o_.max_step, shape_.ffn, shape_.ffn);
-    return *timer_;
+  rwkv::bench::BareGemm& bare_gemm() {
+    if (!bare_) {
+      const size_t rows = size_t(o_.max_step), width = size_t(shape_.ffn);
+      bare_ = std::make_unique<rwkv::bench::BareGemm>(o_.device, rows * width, width * width,
+                                                      rows * width);
+    }
+    return *bare_;
   }
-  double bare_seconds(int M) {
-    auto it = bare_.find(M);
-    if (it == bare_.end()) it = bare_.emplace(M, timer().seconds(gemms_, M, 3)).first;
+  double bare_seconds(MatmulDtype dtype, int M) {
+    const auto key = std::pair{dtype, M};
+    auto it = bare_times_.find(key);
+    if (it == bare_times_.end())
+      it = bare_times_.emplace(key, bare_gemm().seconds(dtype, gemms_, M, 3)).first;
     return it->second;
   }
 
@@ -286,10 +452,9 @@ class Bench {
   std::vector<Gemm> gemms_;
   Clock::time_point start_;
   rwkv::Checkpoint model_, reranker_;
-  std::unique_ptr<rwkv::kernels::Backend> gemm_backend_;
-  std::unique_ptr<GemmTimer> timer_;
-  std::map<int, double> bare_;
-  double slowest_rate_ = 0;
+  std::unique_ptr<rwkv::bench::BareGemm> bare_;
+  std::map<std::pair<MatmulDtype, int>, double> bare_times_;
+  std::map<MatmulDtype, double> slowest_rate_;
 };
 
 }  // namespace
@@ -306,10 +471,12 @@ int main(int argc, char** argv) {
       o.budget = std::atof(argv[++i]);
     else if (!std::strcmp(argv[i], "--max-step") && has_value)
       o.max_step = std::max(1, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--only") && has_value)
+      o.only = argv[++i];
     else {
-      std::fprintf(
-          stderr,
-          "usage: gpu_bench [--device N] [--budget SECONDS] [--max-step TOKENS] [--quick]\n");
+      std::fprintf(stderr,
+                   "usage: gpu_bench [--device N] [--budget SECONDS] [--max-step TOKENS] "
+                   "[--quick] [--only embeddings|gemm|rerank|graphs|wkv]\n");
       return 2;
     }
   }
@@ -319,9 +486,11 @@ int main(int argc, char** argv) {
   }
   try {
     Bench bench(o);
-    bench.embeddings();
-    bench.gemm_shapes();
-    bench.rerank();
+    if (bench.wants("embeddings")) bench.embeddings();
+    if (bench.wants("gemm")) bench.gemm_shapes();
+    if (bench.wants("rerank")) bench.rerank();
+    if (bench.wants("graphs")) bench.graphs();
+    if (bench.wants("wkv")) bench.wkv();
     bench.footer();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gpu_bench: %s\n", e.what());

@@ -6,6 +6,17 @@
 #include <string>
 
 namespace rwkv {
+namespace {
+
+// Keys of the work the backend may record and replay (Backend::run_recorded):
+// which function ran, and the sizes that shape its launches. Everything else
+// a step depends on (token ids, offsets, slots) is read from device memory.
+enum class Recorded : uint64_t { kEmbeddingStep = 1, kRerankLogits = 2 };
+uint64_t recorded_key(Recorded what, int num_tokens, int num_seqs) {
+  return uint64_t(what) << 56 | uint64_t(num_tokens) << 28 | uint64_t(num_seqs);
+}
+
+}  // namespace
 
 Engine::Engine(std::unique_ptr<kernels::Backend> backend, const Checkpoint& embedding,
                const Checkpoint* reranker, EngineOptions options)
@@ -21,6 +32,23 @@ Engine::Engine(std::unique_ptr<kernels::Backend> backend, const Checkpoint& embe
     reranker_states_.emplace(*backend_, options.max_slots, reranker_->stack, /*pooling=*/false);
   }
   for (int s = options.max_slots - 1; s >= 0; --s) free_slots_.push_back(s);
+  reserve_for_limits();
+}
+
+// Everything a step within the limits needs, allocated now: steps then never
+// allocate (no cudaMalloc while serving), and recorded steps find their
+// memory where it was.
+void Engine::reserve_for_limits() {
+  const int slots = options_.max_slots;
+  const int rows = std::max(options_.max_step_tokens, slots);
+  reserve_workspace(*backend_, workspace_, model_.stack, rows);
+  if (reranker_) reserve_workspace(*backend_, workspace_, reranker_->stack, slots);
+  batch_tokens_ = DeviceInts(*backend_, rows);
+  batch_seq_start_ = DeviceInts(*backend_, slots + 1);
+  batch_slots_ = DeviceInts(*backend_, slots);
+  head_in_ = DeviceArray(*backend_, size_t(slots) * channels());
+  head_out_ = DeviceArray(*backend_, size_t(slots) * channels());
+  logits_ = DeviceArray(*backend_, slots);
 }
 
 int Engine::acquire_slot() {
@@ -61,7 +89,7 @@ kernels::PackedBatch Engine::upload_batch(const std::vector<int32_t>& tokens,
                                           const std::vector<int32_t>& seq_start,
                                           const std::vector<int32_t>& slots) {
   auto upload = [&](DeviceInts& buf, const std::vector<int32_t>& host) {
-    if (buf.size() < host.size()) buf = DeviceInts(*backend_, std::max<size_t>(host.size(), 64));
+    if (buf.size() < host.size()) buf = DeviceInts(*backend_, host.size());  // beyond the limits
     backend_->to_device(buf.get(), host.data(), host.size() * sizeof(int32_t));
   };
   upload(batch_tokens_, tokens);
@@ -94,8 +122,10 @@ void Engine::step(std::span<const Chunk> chunks) {
     slots.push_back(c.slot);
   }
   if (tokens.empty()) return;
+  reserve_workspace(*backend_, workspace_, model_.stack, int(tokens.size()));  // beyond the limits
   const kernels::PackedBatch batch = upload_batch(tokens, seq_start, slots);
-  embedding_step(*backend_, model_, batch, states_, workspace_);
+  backend_->run_recorded(recorded_key(Recorded::kEmbeddingStep, batch.num_tokens, batch.num_seqs),
+                         [&] { embedding_step(*backend_, model_, batch, states_, workspace_); });
 }
 
 std::vector<std::vector<float>> Engine::embeddings(std::span<const int> slots, Head head) {
@@ -108,9 +138,10 @@ std::vector<std::vector<float>> Engine::embeddings(std::span<const int> slots, H
     empty[i] = sum[C] == 0;
     for (int c = 0; c < C; ++c) pooled[size_t(i) * C + c] = empty[i] ? 0 : sum[c] / sum[C];
   }
-  if (head_in_.size() < pooled.size()) {
+  if (head_in_.size() < pooled.size()) {  // a slot listed twice
     head_in_ = DeviceArray(*backend_, pooled.size());
     head_out_ = DeviceArray(*backend_, pooled.size());
+    reserve_workspace(*backend_, workspace_, model_.stack, n);
   }
   backend_->to_device(head_in_.get(), pooled.data(), pooled.size() * sizeof(float));
   apply_head(*backend_, model_.heads[static_cast<int>(head)], n, C, head_in_.get(), workspace_,
@@ -143,8 +174,9 @@ std::vector<float> Engine::rerank_logits(std::span<const int> slots) {
                        head_floats * sizeof(float));
     }
     const kernels::PackedBatch batch = upload_batch(tokens, seq_start, rslots);
-    if (logits_.size() < size_t(n)) logits_ = DeviceArray(*backend_, rs.slots());
-    reranker_logits(*backend_, *reranker_, batch, rs, workspace_, logits_.get());
+    backend_->run_recorded(recorded_key(Recorded::kRerankLogits, n, n), [&] {
+      reranker_logits(*backend_, *reranker_, batch, rs, workspace_, logits_.get());
+    });
     backend_->to_host(logits.data() + begin, logits_.get(), n * sizeof(float));
   }
   return logits;

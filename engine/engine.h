@@ -89,6 +89,7 @@ class Engine {
   void check_tokens(std::span<const int32_t> tokens) const;
 
  private:
+  void reserve_for_limits();
   kernels::PackedBatch upload_batch(const std::vector<int32_t>& tokens,
                                     const std::vector<int32_t>& seq_start,
                                     const std::vector<int32_t>& slots);

@@ -51,11 +51,11 @@ void Workspace::reserve(int tokens, int C, int F, int D) {
 namespace {
 
 // y = act(x · W1ᵀ) · W2ᵀ through the LoRA bottleneck of width D.
-void lora(Backend& be, int T, int C, int D, const float* x, const DeviceArray& w1,
-          const DeviceArray& w2, bool activate, Activation act, float* tmp, float* y) {
-  be.matmul(T, D, C, x, w1.get(), tmp, false);
-  if (activate) be.activate(act, size_t(T) * D, tmp);
-  be.matmul(T, C, D, tmp, w2.get(), y, false);
+void lora(Backend& be, int T, const float* x, const DeviceMatrix& w1, const DeviceMatrix& w2,
+          bool activate, Activation act, float* tmp, float* y) {
+  be.matmul(T, x, w1.view(), tmp, false);
+  if (activate) be.activate(act, size_t(T) * w1.rows(), tmp);
+  be.matmul(T, tmp, w2.view(), y, false);
 }
 
 void time_mix(Backend& be, const BlockWeights& bw, int layer, int H, const PackedBatch& batch,
@@ -67,16 +67,15 @@ void time_mix(Backend& be, const BlockWeights& bw, int layer, int H, const Packe
   float* mixed[6] = {ws.xr.get(), ws.xw.get(), ws.xk.get(), ws.xv.get(), ws.xa.get(), ws.xg.get()};
   be.token_shift_mix(batch, C, ws.u.get(), states.shift(layer, 0), 6, mix, mixed);
 
-  be.matmul(T, C, C, ws.xr.get(), bw.receptance.get(), ws.r.get(), false);
-  be.matmul(T, C, C, ws.xk.get(), bw.key.get(), ws.k.get(), false);
-  be.matmul(T, C, C, ws.xv.get(), bw.value.get(), ws.v.get(), false);
+  be.matmul(T, ws.xr.get(), bw.receptance.view(), ws.r.get(), false);
+  be.matmul(T, ws.xk.get(), bw.key.view(), ws.k.get(), false);
+  be.matmul(T, ws.xv.get(), bw.value.view(), ws.v.get(), false);
   float* tmp = ws.lora.get();
-  lora(be, T, C, bw.lora_w, ws.xw.get(), bw.w1, bw.w2, true, Activation::kTanh, tmp, ws.w.get());
-  lora(be, T, C, bw.lora_a, ws.xa.get(), bw.a1, bw.a2, false, Activation::kTanh, tmp, ws.a.get());
-  lora(be, T, C, bw.lora_g, ws.xg.get(), bw.g1, bw.g2, true, Activation::kSigmoid, tmp, ws.g.get());
+  lora(be, T, ws.xw.get(), bw.w1, bw.w2, true, Activation::kTanh, tmp, ws.w.get());
+  lora(be, T, ws.xa.get(), bw.a1, bw.a2, false, Activation::kTanh, tmp, ws.a.get());
+  lora(be, T, ws.xg.get(), bw.g1, bw.g2, true, Activation::kSigmoid, tmp, ws.g.get());
   if (layer > 0)
-    lora(be, T, C, bw.lora_v, ws.xv.get(), bw.v1, bw.v2, false, Activation::kTanh, tmp,
-         ws.v_gate.get());
+    lora(be, T, ws.xv.get(), bw.v1, bw.v2, false, Activation::kTanh, tmp, ws.v_gate.get());
 
   kernels::WkvPrepareArgs prep;
   prep.num_tokens = T;
@@ -99,7 +98,7 @@ void time_mix(Backend& be, const BlockWeights& bw, int layer, int H, const Packe
           states.wkv(layer), ws.y.get());
   be.wkv_output(T, H, ws.r.get(), ws.k.get(), ws.v.get(), bw.r_k.get(), bw.ln_x_w.get(),
                 bw.ln_x_b.get(), kGroupNormEps, ws.g.get(), ws.y.get());
-  be.matmul(T, C, C, ws.y.get(), bw.output.get(), x, true);
+  be.matmul(T, ws.y.get(), bw.output.view(), x, true);
 }
 
 void channel_mix(Backend& be, const BlockWeights& bw, int layer, int C, const PackedBatch& batch,
@@ -109,21 +108,22 @@ void channel_mix(Backend& be, const BlockWeights& bw, int layer, int C, const Pa
   const float* mix[1] = {bw.ffn_x_k.get()};
   float* mixed[1] = {ws.xk.get()};
   be.token_shift_mix(batch, C, ws.u.get(), states.shift(layer, 1), 1, mix, mixed);
-  be.matmul(T, bw.ffn, C, ws.xk.get(), bw.ffn_key.get(), ws.ffn.get(), false);
+  be.matmul(T, ws.xk.get(), bw.ffn_key.view(), ws.ffn.get(), false);
   be.activate(Activation::kReluSquared, size_t(T) * bw.ffn, ws.ffn.get());
-  be.matmul(T, C, bw.ffn, ws.ffn.get(), bw.ffn_value.get(), x, true);
+  be.matmul(T, ws.ffn.get(), bw.ffn_value.view(), x, true);
 }
 
-void reserve_for(Workspace& ws, const BlockStack& stack, int tokens) {
+}  // namespace
+
+void reserve_workspace(Backend& be, Workspace& ws, const BlockStack& stack, int rows) {
   int F = 1, D = 1;
   for (const BlockWeights& b : stack.blocks) {
     F = std::max(F, b.ffn);
     D = std::max({D, b.lora_w, b.lora_a, b.lora_v, b.lora_g});
   }
-  ws.reserve(tokens, stack.channels, F, D);
+  ws.reserve(rows, stack.channels, F, D);
+  be.reserve_matmul(rows, std::max({stack.channels, F, D}));
 }
-
-}  // namespace
 
 void forward_blocks(Backend& be, const BlockStack& stack, const PackedBatch& batch,
                     StatePool& states, Workspace& ws, float* x) {
@@ -136,7 +136,6 @@ void forward_blocks(Backend& be, const BlockStack& stack, const PackedBatch& bat
 void embedding_step(Backend& be, const EmbeddingWeights& model, const PackedBatch& batch,
                     StatePool& states, Workspace& ws) {
   const BlockStack& stack = model.stack;
-  reserve_for(ws, stack, batch.num_tokens);
   be.gather_rows(batch.tokens, batch.num_tokens, model.table.get(), stack.channels, ws.x.get());
   forward_blocks(be, stack, batch, states, ws, ws.x.get());
   be.pool_token_layer_norm(batch, stack.channels, ws.x.get(), stack.ln_out_w.get(),
@@ -145,10 +144,9 @@ void embedding_step(Backend& be, const EmbeddingWeights& model, const PackedBatc
 
 void apply_head(Backend& be, const HeadWeights& head, int rows, int C, const float* pooled,
                 Workspace& ws, float* z) {
-  ws.reserve(rows, C, 1, 1);
-  be.matmul(rows, C, C, pooled, head.fc1.get(), ws.u.get(), false);
+  be.matmul(rows, pooled, head.fc1.view(), ws.u.get(), false);
   be.activate(Activation::kRelu, size_t(rows) * C, ws.u.get());
-  be.matmul(rows, C, C, ws.u.get(), head.fc2.get(), ws.y.get(), false);
+  be.matmul(rows, ws.u.get(), head.fc2.view(), ws.y.get(), false);
   be.add(size_t(rows) * C, pooled, ws.y.get());
   be.layer_norm(rows, C, ws.y.get(), head.norm_w.get(), head.norm_b.get(), kLayerNormEps, z);
 }
@@ -157,16 +155,15 @@ void reranker_logits(Backend& be, const RerankerWeights& model, const PackedBatc
                      StatePool& states, Workspace& ws, float* logits) {
   const BlockStack& stack = model.stack;
   const int rows = batch.num_seqs, C = stack.channels;
-  reserve_for(ws, stack, rows);
   // Each pair is one token whose input is the learned embedding row.
   be.broadcast_row(model.x0.get(), rows, C, ws.x.get());
   forward_blocks(be, stack, batch, states, ws, ws.x.get());
   be.layer_norm(rows, C, ws.x.get(), stack.ln_out_w.get(), stack.ln_out_b.get(), kLayerNormEps,
                 ws.xr.get());
-  be.matmul(rows, C, C, ws.xr.get(), model.head0_w.get(), ws.y.get(), false);
+  be.matmul(rows, ws.xr.get(), model.head0_w.view(), ws.y.get(), false);
   be.add_bias(rows, C, model.head0_b.get(), ws.y.get());
   be.activate(Activation::kTanh, size_t(rows) * C, ws.y.get());
-  be.matmul(rows, 1, C, ws.y.get(), model.head2_w.get(), logits, false);
+  be.matmul(rows, ws.y.get(), model.head2_w.view(), logits, false);
 }
 
 }  // namespace rwkv

@@ -42,7 +42,8 @@ class StatePool {
   DeviceArray shift_, wkv_, pooled_;
 };
 
-// Scratch activations for one step, grown on demand to the largest step seen.
+// Scratch activations for one step, sized by reserve_workspace (the engine
+// does so at start, for its limits).
 class Workspace {
  public:
   explicit Workspace(kernels::Backend& backend) : backend_(backend) {}
@@ -56,6 +57,11 @@ class Workspace {
   kernels::Backend& backend_;
   int64_t capacity_ = 0;  // floats per [T, C] buffer
 };
+
+// Makes room in `ws` (and the backend's matmul scratch) for steps of up to
+// `rows` tokens or sequences through `stack`; a no-op when there is room. The
+// functions below need it done: they never allocate.
+void reserve_workspace(kernels::Backend& be, Workspace& ws, const BlockStack& stack, int rows);
 
 // Runs every block of `stack` over the packed batch. x [T, C] holds the input
 // embeddings and returns the residual stream after the last block. Each

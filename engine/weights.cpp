@@ -52,19 +52,19 @@ class TensorReader {
   }
 
   // A Linear weight [out, in], uploaded as stored.
-  DeviceArray matrix(const std::string& key, int64_t out, int64_t in,
-                     const std::string& why) const {
-    return DeviceArray(backend_, expect(key, {out, in}, why).data);
+  DeviceMatrix matrix(const std::string& key, int64_t out, int64_t in, const std::string& why,
+                      kernels::MatrixInput input = kernels::MatrixInput::kActivations) const {
+    return DeviceMatrix(backend_, expect(key, {out, in}, why).data, int(out), int(in), input);
   }
 
   // A LoRA factor stored [rows, cols] for x·M, uploaded transposed to [cols, rows].
-  DeviceArray transposed(const std::string& key, int64_t rows, int64_t cols,
-                         const std::string& why) const {
+  DeviceMatrix transposed(const std::string& key, int64_t rows, int64_t cols,
+                          const std::string& why) const {
     const HostTensor& t = expect(key, {rows, cols}, why);
     std::vector<float> out(t.data.size());
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < cols; ++c) out[c * rows + r] = t.data[r * cols + c];
-    return DeviceArray(backend_, out);
+    return DeviceMatrix(backend_, out, int(cols), int(rows), kernels::MatrixInput::kActivations);
   }
 
   // The second dimension of a [C, D] LoRA factor.
@@ -88,6 +88,10 @@ class TensorReader {
   std::string prefix_;
   kernels::Backend& backend_;
 };
+
+// The task and score heads run once per result on a few rows: float32 costs
+// nothing there and keeps the last products exact.
+constexpr kernels::MatrixInput kHead = kernels::MatrixInput::kFloat32;
 
 std::vector<float> layer_norm_host(const std::vector<float>& x, const std::vector<float>& w,
                                    const std::vector<float>& b) {
@@ -157,7 +161,9 @@ BlockWeights load_block(const TensorReader& rd, int layer, int64_t C, int64_t H)
   b.ffn = static_cast<int>(fk.shape[0]);
   b.ffn_x_k = rd.vector(ffn + "x_k", C, chan);
   b.ffn_key = rd.matrix(ffn + "key.weight", b.ffn, C, linear);
-  b.ffn_value = rd.matrix(ffn + "value.weight", C, b.ffn, "Linear [C, F]");
+  // Its input is relu(k)²: no bound that float16 could hold.
+  b.ffn_value =
+      rd.matrix(ffn + "value.weight", C, b.ffn, "Linear [C, F]", kernels::MatrixInput::kUnbounded);
   return b;
 }
 
@@ -219,8 +225,8 @@ EmbeddingWeights load_embedding_weights(const Checkpoint& ckpt, kernels::Backend
   TensorReader hr(ckpt, "head.", backend);
   for (size_t h = 0; h < kHeadNames.size(); ++h) {
     const std::string p = std::string(kHeadNames[h]) + ".";
-    w.heads[h].fc1 = hr.matrix(p + "fc1.weight", C, C, "Linear [C, C]");
-    w.heads[h].fc2 = hr.matrix(p + "fc2.weight", C, C, "Linear [C, C]");
+    w.heads[h].fc1 = hr.matrix(p + "fc1.weight", C, C, "Linear [C, C]", kHead);
+    w.heads[h].fc2 = hr.matrix(p + "fc2.weight", C, C, "Linear [C, C]", kHead);
     w.heads[h].norm_w = hr.vector(p + "norm.weight", C, "per-channel");
     w.heads[h].norm_b = hr.vector(p + "norm.bias", C, "per-channel");
   }
@@ -261,9 +267,9 @@ RerankerWeights load_reranker_weights(const Checkpoint& ckpt, const EmbeddingWei
             std::to_string(w.layer_idx.size()) + " state layers (embedding model has " +
             std::to_string(embedding.stack.layers) + ")");
 
-  w.head0_w = rd.matrix("head.0.weight", C, C, "Linear [C, C]");
+  w.head0_w = rd.matrix("head.0.weight", C, C, "Linear [C, C]", kHead);
   w.head0_b = rd.vector("head.0.bias", C, "per-channel");
-  w.head2_w = rd.matrix("head.2.weight", 1, C, "Linear [1, C]");
+  w.head2_w = rd.matrix("head.2.weight", 1, C, "Linear [1, C]", kHead);
   return w;
 }
 

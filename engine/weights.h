@@ -9,6 +9,7 @@
 
 #include "engine/checkpoint.h"
 #include "engine/device_array.h"
+#include "engine/device_matrix.h"
 
 namespace rwkv {
 
@@ -20,10 +21,13 @@ struct BlockWeights {
   int lora_w = 0, lora_a = 0, lora_v = 0, lora_g = 0, ffn = 0;  // lora_v is 0 in layer 0
   DeviceArray ln1_w, ln1_b, ln2_w, ln2_b;
   DeviceArray x_r, x_w, x_k, x_v, x_a, x_g;
-  DeviceArray w0, w1, w2, a0, a1, a2, v0, v1, v2, g1, g2;
+  DeviceArray w0, a0, v0;
+  DeviceMatrix w1, w2, a1, a2, v1, v2, g1, g2;
   DeviceArray k_k, k_a, r_k;
-  DeviceArray receptance, key, value, output, ln_x_w, ln_x_b;
-  DeviceArray ffn_x_k, ffn_key, ffn_value;
+  DeviceMatrix receptance, key, value, output;
+  DeviceArray ln_x_w, ln_x_b;
+  DeviceArray ffn_x_k;
+  DeviceMatrix ffn_key, ffn_value;
 };
 
 // A stack of blocks with its final LayerNorm: the backbone of both the
@@ -41,7 +45,8 @@ constexpr std::array<const char*, 3> kHeadNames = {"retr_head", "sts_head", "cls
 
 // z = LN(fc2(relu(fc1(p))) + p, norm).
 struct HeadWeights {
-  DeviceArray fc1, fc2, norm_w, norm_b;
+  DeviceMatrix fc1, fc2;
+  DeviceArray norm_w, norm_b;
 };
 
 struct EmbeddingWeights {
@@ -55,7 +60,8 @@ struct RerankerWeights {
   BlockStack stack;
   std::vector<int> layer_idx;  // embedding layer whose WKV state feeds block i
   DeviceArray x0;              // LN(reranker.emb.weight[0], blocks.0.ln0), [C]
-  DeviceArray head0_w, head0_b, head2_w;
+  DeviceMatrix head0_w, head2_w;
+  DeviceArray head0_b;
 };
 
 EmbeddingWeights load_embedding_weights(const Checkpoint& ckpt, kernels::Backend& backend);

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -49,13 +50,46 @@ struct WkvPrepareArgs {
 
 enum class Activation { kTanh, kSigmoid, kRelu, kReluSquared };
 
+// Element type of a weight matrix and of the inputs of its products (the
+// products accumulate and write float32 whatever the type).
+enum class MatmulDtype { kFloat32, kFloat16, kBFloat16 };
+constexpr const char* matmul_dtype_name(MatmulDtype dtype) {
+  return dtype == MatmulDtype::kFloat32   ? "float32"
+         : dtype == MatmulDtype::kFloat16 ? "float16"
+                                          : "bfloat16";
+}
+constexpr size_t matmul_dtype_size(MatmulDtype dtype) {
+  return dtype == MatmulDtype::kFloat32 ? 4 : 2;
+}
+
+// What a weight matrix multiplies, which limits the dtype a backend may store
+// it in.
+enum class MatrixInput {
+  kActivations,  // normalized or gated activations: any dtype
+  kUnbounded,    // relu² activations, which can exceed float16's range (65504)
+  kFloat32,      // kept float32: small products off the hot path (the task heads)
+};
+
+// A weight matrix [rows, cols] (torch Linear layout [out, in]) in backend
+// memory, stored as `dtype`.
+struct Matrix {
+  const void* data = nullptr;
+  int rows = 0, cols = 0;
+  MatmulDtype dtype = MatmulDtype::kFloat32;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
 
-  // Memory.
-  virtual void* allocate(size_t bytes) = 0;
+  // Memory. Every allocation is counted, so that tests can check that steps
+  // allocate nothing once the engine has reserved memory for its limits.
+  void* allocate(size_t bytes) {
+    ++allocations_;
+    return allocate_bytes(bytes);
+  }
+  int64_t allocations() const { return allocations_; }
   virtual void release(void* ptr) = 0;
   virtual void to_device(void* dst, const void* host_src, size_t bytes) = 0;
   virtual void to_host(void* host_dst, const void* src, size_t bytes) = 0;
@@ -63,9 +97,14 @@ class Backend {
   virtual void zero(void* dst, size_t bytes) = 0;
   virtual void synchronize() = 0;
 
-  // y[M,N] = x[M,K] · w[N,K]ᵀ, added to y when accumulate.
-  virtual void matmul(int M, int N, int K, const float* x, const float* w, float* y,
-                      bool accumulate) = 0;
+  // The dtype this backend stores a [rows, cols] weight matrix in.
+  virtual MatmulDtype matrix_dtype(int rows, int cols, MatrixInput input) const = 0;
+  // Makes room (now) for the scratch of products of up to max_rows rows by
+  // matrices of up to max_width rows and columns, so that later products
+  // within these sizes allocate nothing.
+  virtual void reserve_matmul(int max_rows, int max_width) = 0;
+  // y[M, w.rows] = x[M, w.cols] · wᵀ, added to y when accumulate.
+  virtual void matmul(int M, const float* x, const Matrix& w, float* y, bool accumulate) = 0;
   // out[t] = table[tokens[t]].
   virtual void gather_rows(const int32_t* tokens, int num_tokens, const float* table, int C,
                            float* out) = 0;
@@ -99,6 +138,22 @@ class Backend {
   virtual void pool_token_layer_norm(const PackedBatch& batch, int C, const float* x,
                                      const float* weight, const float* bias, float eps,
                                      int32_t pool_token, SlotArray pool) = 0;
+
+  // Runs `ops` (calls of this backend's ops). A backend may record them the
+  // first times and replay the recording for later calls with the same key
+  // (CUDA graphs), so two calls with the same key must issue the same ops on
+  // the same memory with the same sizes; only the contents of memory (token
+  // ids, offsets, slots, states) may differ. The default just runs them.
+  virtual void run_recorded(uint64_t key, const std::function<void()>& ops) {
+    (void)key;
+    ops();
+  }
+
+ protected:
+  virtual void* allocate_bytes(size_t bytes) = 0;
+
+ private:
+  int64_t allocations_ = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend(int threads = 0);

@@ -1,6 +1,8 @@
 #include "tests/fixture_data.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -68,6 +70,30 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
   }
   EXPECT_LE(worst, abs_tol) << what << ": element " << worst_at << " got " << got[worst_at]
                             << " want " << want[worst_at];
+}
+
+void expect_similar(const std::vector<float>& got, const std::vector<float>& want, double max_abs,
+                    double min_cosine, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  double worst = 0, dot = 0, gg = 0, ww = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double e = std::abs(double(got[i]) - want[i]);
+    worst = std::isnan(e) ? INFINITY : std::max(worst, e);
+    dot += double(got[i]) * want[i];
+    gg += double(got[i]) * got[i];
+    ww += double(want[i]) * want[i];
+  }
+  const double cosine = gg == 0 && ww == 0 ? 1 : dot / std::sqrt(gg * ww);
+  std::printf("  %-44s max|diff| %.3g (max|want| %.3g), cosine %.9f\n", what.c_str(), worst,
+              max_magnitude(want), cosine);
+  EXPECT_LE(worst, max_abs) << what;
+  EXPECT_GE(cosine, min_cosine) << what;
+}
+
+double max_magnitude(const std::vector<float>& v) {
+  double m = 0;
+  for (float x : v) m = std::max(m, double(std::abs(x)));
+  return m;
 }
 
 }  // namespace rwkv::test

@@ -24,6 +24,13 @@ std::vector<int32_t> to_ids(const nlohmann::json& array);
 void expect_close(const std::vector<float>& got, const std::vector<float>& want, double abs_tol,
                   double rel_tol, const std::string& what);
 
+// For approximate arithmetic (half precision, another device): max |got - want|
+// <= max_abs and cosine(got, want) >= min_cosine. Prints the measured values,
+// which a GPU run reports.
+void expect_similar(const std::vector<float>& got, const std::vector<float>& want, double max_abs,
+                    double min_cosine, const std::string& what);
+double max_magnitude(const std::vector<float>& v);
+
 }  // namespace rwkv::test
 
 #define RWKV_REQUIRE_FIXTURES()                                                         \

@@ -1,7 +1,12 @@
-// The CPU engine against the reference outputs in ../shared/fixtures.
-// Tolerances follow the fixture README: the reference ran in float64 and a
-// float32 port of the same pipeline differs by at most 2.9e-6 (embeddings),
-// 6.5e-7 (logits), 1.7e-5 (WKV state); we allow about 10x that.
+// The engine on each backend against the reference outputs in ../shared/fixtures.
+// Float32 tolerances follow the fixture README: the reference ran in float64
+// and a float32 port of the same pipeline differs by at most 2.9e-6
+// (embeddings), 6.5e-7 (logits), 1.7e-5 (WKV state); we allow about 10x that.
+// Half-precision products (GPU float16/bfloat16) are held to cosine >= 0.9999
+// and a max abs error of 2% of the largest reference value for embeddings and
+// states, 0.02 for logits: about 4x what rounding the products' inputs and
+// weights to those types gave when emulated on the CPU (float16: 0.1-0.25%,
+// cosine >= 0.999996; bfloat16: 0.3-0.35%, cosine >= 0.99998; logits 0.003).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,9 +14,7 @@
 #include "engine/engine.h"
 #include "engine/templates.h"
 #include "engine/tokenizer.h"
-#ifdef RWKV_EMB_WITH_CUDA
-#include "kernels/cuda/cuda_backend.h"
-#endif
+#include "tests/backend_params.h"
 #include "tests/fixture_data.h"
 
 namespace rwkv {
@@ -26,10 +29,9 @@ using test::to_ids;
 
 constexpr double kEmbeddingTol = 1e-4;
 constexpr double kLogitTol = 1e-4;
-
-void expect_state(const std::vector<float>& got, const json& ref, const std::string& what) {
-  expect_close(got, load_state_file(ref), 2e-4, 2e-5, what);
-}
+constexpr double kHalfMinCosine = 0.9999;
+constexpr double kHalfMaxAbsOfScale = 0.02;
+constexpr double kHalfLogitTol = 0.02;
 
 struct Fixture {
   Checkpoint embedding, rr_idx, rr_full;
@@ -47,37 +49,50 @@ const Fixture& fixture() {
   return f;
 }
 
-// The fixture tests run once per backend: "cpu" always, "cuda" when this
-// build has CUDA and the machine a device (skipped loudly otherwise).
-bool backend_available(const std::string& name) {
-#ifdef RWKV_EMB_WITH_CUDA
-  if (name == "cuda") return kernels::cuda_device_count() > 0;
-#endif
-  return name == "cpu";
-}
-
-// `name` is unused in builds without CUDA.
-std::unique_ptr<kernels::Backend> make_backend([[maybe_unused]] const std::string& name) {
-#ifdef RWKV_EMB_WITH_CUDA
-  if (name == "cuda") return kernels::make_cuda_backend(0);
-#endif
-  return kernels::make_cpu_backend();
-}
-
 class ModelFixtures : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     RWKV_REQUIRE_FIXTURES();
-    if (!backend_available(GetParam()))
-      GTEST_SKIP() << "backend " << GetParam() << " not available here";
+    RWKV_REQUIRE_BACKEND(GetParam());
   }
   std::unique_ptr<Engine> make_engine(const Checkpoint* reranker = nullptr,
                                       EngineOptions opt = {}) {
-    return std::make_unique<Engine>(make_backend(GetParam()), fixture().embedding, reranker, opt);
+    return std::make_unique<Engine>(test::make_backend(GetParam()), fixture().embedding, reranker,
+                                    opt);
+  }
+
+  void check_embedding(const std::vector<float>& got, const std::vector<float>& want,
+                       const std::string& what) const {
+    if (test::half_precision(GetParam()))
+      check_half(got, want, what);
+    else
+      expect_close(got, want, kEmbeddingTol, 0, what);
+  }
+  void check_state(const std::vector<float>& got, const std::vector<float>& want,
+                   const std::string& what) const {
+    if (test::half_precision(GetParam()))
+      check_half(got, want, what);
+    else
+      expect_close(got, want, 2e-4, 2e-5, what);
+  }
+  void check_state(const std::vector<float>& got, const json& ref, const std::string& what) const {
+    check_state(got, load_state_file(ref), what);
+  }
+  void check_logits(const std::vector<float>& got, const std::vector<float>& want,
+                    const std::string& what) const {
+    expect_close(got, want, test::half_precision(GetParam()) ? kHalfLogitTol : kLogitTol, 0, what);
+  }
+
+ private:
+  static void check_half(const std::vector<float>& got, const std::vector<float>& want,
+                         const std::string& what) {
+    test::expect_similar(got, want, kHalfMaxAbsOfScale * test::max_magnitude(want), kHalfMinCosine,
+                         what);
   }
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, ModelFixtures, ::testing::Values("cpu", "cuda"),
+INSTANTIATE_TEST_SUITE_P(Backends, ModelFixtures,
+                         ::testing::Values("cpu", "cuda", "cuda_float16", "cuda_bfloat16"),
                          [](const auto& info) { return info.param; });
 
 Engine::Wanted all_heads(bool state = false) {
@@ -94,11 +109,11 @@ TEST_P(ModelFixtures, EmbeddingsAndStatesOfEveryCase) {
     const auto ids = to_ids(c["ids"]);
     const Engine::Sequence seq{ids};
     const auto r = engine->run(std::span(&seq, 1), all_heads(true))[0];
-    expect_close(r.embeddings[0], to_floats(c["retr"]), kEmbeddingTol, 0, name + " retr");
-    expect_close(r.embeddings[1], to_floats(c["sts"]), kEmbeddingTol, 0, name + " sts");
-    expect_close(r.embeddings[2], to_floats(c["cls"]), kEmbeddingTol, 0, name + " cls");
-    if (c.contains("state0")) expect_state(r.state.shift, c["state0"], name + " state0");
-    if (c.contains("state1")) expect_state(r.state.wkv, c["state1"], name + " state1");
+    check_embedding(r.embeddings[0], to_floats(c["retr"]), name + " retr");
+    check_embedding(r.embeddings[1], to_floats(c["sts"]), name + " sts");
+    check_embedding(r.embeddings[2], to_floats(c["cls"]), name + " cls");
+    if (c.contains("state0")) check_state(r.state.shift, c["state0"], name + " state0");
+    if (c.contains("state1")) check_state(r.state.wkv, c["state1"], name + " state1");
   }
 }
 
@@ -116,10 +131,10 @@ TEST_P(ModelFixtures, SplitPassCarriesState) {
     const auto emb = engine->embeddings(std::span(&slot, 1), Head::kRetrieval);
     const auto state = engine->read_state(slot);
     engine->release_slot(slot);
-    expect_close(emb[0], to_floats(c["retr_split"]), kEmbeddingTol, 0, name + " retr_split");
-    expect_close(emb[0], to_floats(c["retr_full"]), kEmbeddingTol, 0, name + " retr_full");
-    expect_state(state.shift, c["state0_split"], name + " state0_split");
-    expect_state(state.wkv, c["state1_split"], name + " state1_split");
+    check_embedding(emb[0], to_floats(c["retr_split"]), name + " retr_split");
+    check_embedding(emb[0], to_floats(c["retr_full"]), name + " retr_full");
+    check_state(state.shift, c["state0_split"], name + " state0_split");
+    check_state(state.wkv, c["state1_split"], name + " state1_split");
   }
 }
 
@@ -141,12 +156,9 @@ TEST_P(ModelFixtures, UpstreamBatchesRowByRow) {
     const size_t W = results[0].state.wkv.size() / L;
     for (size_t b = 0; b < B; ++b) {
       const std::string row = name + " row " + std::to_string(b);
-      expect_close(results[b].embeddings[0], to_floats(c["retr"][b]), kEmbeddingTol, 0,
-                   row + " retr");
-      expect_close(results[b].embeddings[1], to_floats(c["sts"][b]), kEmbeddingTol, 0,
-                   row + " sts");
-      expect_close(results[b].embeddings[2], to_floats(c["cls"][b]), kEmbeddingTol, 0,
-                   row + " cls");
+      check_embedding(results[b].embeddings[0], to_floats(c["retr"][b]), row + " retr");
+      check_embedding(results[b].embeddings[1], to_floats(c["sts"][b]), row + " sts");
+      check_embedding(results[b].embeddings[2], to_floats(c["cls"][b]), row + " cls");
       std::vector<float> want0, want1;
       for (size_t l = 0; l < L; ++l) {
         for (size_t k = 0; k < 2; ++k)
@@ -154,8 +166,8 @@ TEST_P(ModelFixtures, UpstreamBatchesRowByRow) {
                        s0.begin() + ((l * 2 + k) * B + b + 1) * C);
         want1.insert(want1.end(), s1.begin() + (l * B + b) * W, s1.begin() + (l * B + b + 1) * W);
       }
-      expect_close(results[b].state.shift, want0, 2e-4, 2e-5, row + " state0");
-      expect_close(results[b].state.wkv, want1, 2e-4, 2e-5, row + " state1");
+      check_state(results[b].state.shift, want0, row + " state0");
+      check_state(results[b].state.wkv, want1, row + " state1");
     }
   }
 }
@@ -178,12 +190,12 @@ TEST_P(ModelFixtures, OnlineRerank) {
     std::vector<float> logits;
     for (size_t i = 0; i < results.size(); ++i) {
       logits.push_back(results[i].logit);
-      expect_state(results[i].state.shift, c["state0"][i],
-                   name + " doc " + std::to_string(i) + " state0");
-      expect_state(results[i].state.wkv, c["state1"][i],
-                   name + " doc " + std::to_string(i) + " state1");
+      check_state(results[i].state.shift, c["state0"][i],
+                  name + " doc " + std::to_string(i) + " state0");
+      check_state(results[i].state.wkv, c["state1"][i],
+                  name + " doc " + std::to_string(i) + " state1");
     }
-    expect_close(logits, to_floats(c["scores"][name]["logits"]), kLogitTol, 0, name + " logits");
+    check_logits(logits, to_floats(c["scores"][name]["logits"]), name + " logits");
   }
 }
 
@@ -208,8 +220,8 @@ TEST_P(ModelFixtures, OfflineRerankFromCachedStates) {
     const auto cached = engine->run(docs, state_only);
     std::vector<Engine::Sequence> queries;
     for (size_t i = 0; i < cached.size(); ++i) {
-      expect_state(cached[i].state.shift, c["cached_state0"][i], name + " cached state0");
-      expect_state(cached[i].state.wkv, c["cached_state1"][i], name + " cached state1");
+      check_state(cached[i].state.shift, c["cached_state0"][i], name + " cached state0");
+      check_state(cached[i].state.wkv, c["cached_state1"][i], name + " cached state1");
       queries.push_back({query_ids, &cached[i].state});
     }
     Engine::Wanted wanted = state_only;
@@ -218,10 +230,10 @@ TEST_P(ModelFixtures, OfflineRerankFromCachedStates) {
     std::vector<float> logits;
     for (size_t i = 0; i < results.size(); ++i) {
       logits.push_back(results[i].logit);
-      expect_state(results[i].state.shift, c["final_state0"][i], name + " final state0");
-      expect_state(results[i].state.wkv, c["final_state1"][i], name + " final state1");
+      check_state(results[i].state.shift, c["final_state0"][i], name + " final state0");
+      check_state(results[i].state.wkv, c["final_state1"][i], name + " final state1");
     }
-    expect_close(logits, to_floats(c["scores"][name]["logits"]), kLogitTol, 0, name + " logits");
+    check_logits(logits, to_floats(c["scores"][name]["logits"]), name + " logits");
   }
 }
 

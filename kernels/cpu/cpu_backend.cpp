@@ -47,10 +47,6 @@ class CpuBackend final : public Backend {
     return "cpu (OpenBLAS, " + std::to_string(omp_get_max_threads()) + " threads)";
   }
 
-  void* allocate(size_t bytes) override {
-    // 64-byte alignment for AVX-512 loads; never a null pointer for 0 bytes.
-    return ::operator new (std::max<size_t>(bytes, 64), std::align_val_t{64});
-  }
   void release(void* ptr) override { ::operator delete (ptr, std::align_val_t{64}); }
   void to_device(void* dst, const void* src, size_t bytes) override {
     std::memcpy(dst, src, bytes);
@@ -60,12 +56,21 @@ class CpuBackend final : public Backend {
   void zero(void* dst, size_t bytes) override { std::memset(dst, 0, bytes); }
   void synchronize() override {}
 
+  // Every matrix stays float32: this backend has no faster half-precision path.
+  MatmulDtype matrix_dtype(int, int, MatrixInput) const override { return MatmulDtype::kFloat32; }
+  // The padded remainder tile of matmul, at its largest.
+  void reserve_matmul(int, int max_width) override {
+    tile_x_.reserve(size_t(kRowTile) * max_width);
+    tile_y_.reserve(size_t(kRowTile) * max_width);
+  }
+
   // OpenBLAS computes a row with a different summation order when it falls in
   // a partial tile (or a tiny-matrix path), so a row's result would depend on
   // how many rows share the call. Full tiles of kRowTile rows all take the same
   // path: the remainder rows are computed as one zero-padded full tile.
-  void matmul(int M, int N, int K, const float* x, const float* w, float* y,
-              bool accumulate) override {
+  void matmul(int M, const float* x, const Matrix& matrix, float* y, bool accumulate) override {
+    const int N = matrix.rows, K = matrix.cols;
+    const float* w = static_cast<const float*>(matrix.data);
     const int main_rows = M - M % kRowTile, tail = M - main_rows;
     if (main_rows > 0) sgemm(main_rows, N, K, x, w, y, accumulate);
     if (tail == 0) return;
@@ -247,6 +252,12 @@ class CpuBackend final : public Backend {
         sum[C] += 1.0f;
       }
     }
+  }
+
+ protected:
+  void* allocate_bytes(size_t bytes) override {
+    // 64-byte alignment for AVX-512 loads; never a null pointer for 0 bytes.
+    return ::operator new (std::max<size_t>(bytes, 64), std::align_val_t{64});
   }
 
  private:

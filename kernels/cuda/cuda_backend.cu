@@ -1,54 +1,57 @@
-// CUDA backend: device memory, cuBLAS float32 matrix products and the kernels
-// of ops.cuh, all on one stream of one device.
+// CUDA backend: device memory, cuBLASLt matrix products (lt_matmul.cuh), the
+// kernels of ops.cuh and recorded steps (graph_cache.cuh), all on one stream
+// of one device.
 //
-// Batch invariance: every kernel computes a token's (or sequence's) values
-// independently of the rest of the batch, in a fixed order. cuBLAS does not
-// promise that: it picks a GEMM algorithm (tile shape, split-K) per problem
-// size, so a row's result may change in the last bits with the number of rows
-// in the call. tests/test_cuda_backend.cpp measures that difference; making it
-// bit-exact needs a fixed algorithm for every M (a later step).
-#include <cublas_v2.h>
+// Precision: with a half-precision dtype, weight matrices are stored as
+// float16 or bfloat16 and each product's input is rounded to that type by a
+// small kernel into a preallocated scratch buffer; products accumulate and
+// write float32, and everything else (norms, mixes, the WKV recurrence and
+// its state, pooling) is float32.
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <memory>
 #include <string>
 
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/graph_cache.cuh"
+#include "kernels/cuda/lt_matmul.cuh"
 #include "kernels/cuda/ops.cuh"
 
 namespace rwkv::kernels {
 namespace {
 
-void check_cublas(cublasStatus_t status, const char* what) {
-  if (status != CUBLAS_STATUS_SUCCESS)
-    throw std::runtime_error(std::string("cuBLAS error: ") + what +
-                             " failed: " + cublasGetStatusString(status));
+// cuBLASLt's workspace: what NVIDIA recommends for Hopper, allocated once.
+constexpr size_t kLtWorkspaceBytes = size_t(32) << 20;
+
+std::string describe(int device, const cudaDeviceProp& prop, const CudaOptions& o) {
+  std::string name = "cuda:" + std::to_string(device) + " (" + prop.name + "), " +
+                     matmul_dtype_name(o.dtype) + " matmuls, CUDA graphs " +
+                     (o.graphs ? "on" : "off") + ", WKV ";
+  return name + (o.wkv_chunked_min_tokens > 0
+                     ? "chunked from " + std::to_string(o.wkv_chunked_min_tokens) + " tokens"
+                     : "sequential");
 }
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int device) : device_(device) {
+  CudaBackend(int device, const CudaOptions& options) : device_(device), options_(options) {
     const int count = cuda_device_count();
     if (device < 0 || device >= count)
       throw std::runtime_error("CUDA device " + std::to_string(device) + " does not exist (" +
                                std::to_string(count) + " device(s) found)");
+    if (options.wkv_chunked_min_tokens < 0)
+      throw std::invalid_argument("the chunked WKV threshold must be >= 0");
     RWKV_CUDA_CHECK(cudaSetDevice(device_));
     cudaDeviceProp prop{};
     RWKV_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
-    name_ = "cuda:" + std::to_string(device_) + " (" + prop.name + ")";
+    name_ = describe(device_, prop, options_);
     RWKV_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    if (const cublasStatus_t st = cublasCreate(&blas_); st != CUBLAS_STATUS_SUCCESS) {
-      cudaStreamDestroy(stream_);
-      check_cublas(st, "cublasCreate");
-    }
     try {
-      check_cublas(cublasSetStream(blas_, stream_), "cublasSetStream");
-      // Plain float32 arithmetic: no TF32 tensor-core shortcut (its 10-bit
-      // mantissa would cost about 1e-3 relative accuracy per product).
-      check_cublas(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+      lt_ = std::make_unique<cuda::LtMatmul>(stream_);
+      graphs_ = std::make_unique<cuda::GraphCache>(stream_);
     } catch (...) {
-      cublasDestroy(blas_);
       cudaStreamDestroy(stream_);
       throw;
     }
@@ -57,7 +60,10 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
-    cublasDestroy(blas_);
+    graphs_.reset();
+    lt_.reset();
+    if (scratch_) cudaFree(scratch_);
+    if (lt_workspace_) cudaFree(lt_workspace_);
     cudaStreamDestroy(stream_);
   }
 
@@ -66,15 +72,11 @@ class CudaBackend final : public Backend {
   // Memory. The engine drives the backend from a thread other than the one
   // that created it (the scheduler's), and the current device is per thread,
   // so every entry point first selects our device (a cheap call).
-  void* allocate(size_t bytes) override {
-    bind();
-    void* ptr = nullptr;
-    RWKV_CUDA_CHECK(cudaMalloc(&ptr, std::max<size_t>(bytes, 256)));
-    return ptr;
-  }
   void release(void* ptr) override {
-    // Called from destructors: errors cannot be reported here.
+    // Called from destructors: errors cannot be reported here. A recorded
+    // step may use this memory: forget them all (they are re-recorded).
     cudaSetDevice(device_);
+    graphs_->clear();
     cudaFree(ptr);
   }
   // The host buffer may be freed as soon as this returns, so the copy must be
@@ -108,16 +110,40 @@ class CudaBackend final : public Backend {
     RWKV_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
-  // Row-major y[M,N] = x[M,K]·w[N,K]ᵀ is column-major yᵀ[N,M] = w·xᵀ, where w
-  // read column-major is wᵀ [K,N] (so: transpose it) and x is xᵀ [K,M].
-  void matmul(int M, int N, int K, const float* x, const float* w, float* y,
-              bool accumulate) override {
-    if (M <= 0 || N <= 0) return;
+  // Half precision only where tensor cores can take the matrix (both sides a
+  // multiple of 8 elements, i.e. 16-byte rows), and never float16 for inputs
+  // float16 cannot hold: those take bfloat16's float32-sized exponent.
+  MatmulDtype matrix_dtype(int rows, int cols, MatrixInput input) const override {
+    if (options_.dtype == MatmulDtype::kFloat32 || input == MatrixInput::kFloat32 ||
+        rows % 8 != 0 || cols % 8 != 0)
+      return MatmulDtype::kFloat32;
+    if (input == MatrixInput::kUnbounded) return MatmulDtype::kBFloat16;
+    return options_.dtype;
+  }
+
+  void reserve_matmul(int max_rows, int max_width) override {
     bind();
-    const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-    check_cublas(
-        cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w, K, x, K, &beta, y, N),
-        "cublasSgemm");
+    if (!lt_workspace_) {
+      lt_workspace_ = allocate(kLtWorkspaceBytes);
+      lt_->set_workspace(lt_workspace_, kLtWorkspaceBytes);
+    }
+    reference_rows_ = std::max(reference_rows_, max_rows);
+    lt_->set_reference_rows(reference_rows_);
+    if (options_.dtype != MatmulDtype::kFloat32)
+      reserve_scratch(size_t(max_rows) * max_width * sizeof(uint16_t));
+  }
+
+  void matmul(int M, const float* x, const Matrix& w, float* y, bool accumulate) override {
+    if (M <= 0 || w.rows <= 0) return;
+    bind();
+    const void* input = x;
+    if (w.dtype != MatmulDtype::kFloat32) {
+      const size_t n = size_t(M) * w.cols;
+      reserve_scratch(n * sizeof(uint16_t));  // a no-op within the reserved sizes
+      cuda::to_matmul_dtype(stream_, w.dtype, n, x, scratch_);
+      input = scratch_;
+    }
+    lt_->run(M, w.rows, w.cols, w.dtype, input, w.data, y, accumulate);
   }
 
   void gather_rows(const int32_t* tokens, int num_tokens, const float* table, int C,
@@ -159,7 +185,8 @@ class CudaBackend final : public Backend {
             const float* v, const float* alpha, const float* beta, SlotArray state,
             float* y) override {
     bind();
-    cuda::wkv7(stream_, batch, heads, r, decay, k, v, alpha, beta, state, y);
+    cuda::wkv7(stream_, batch, heads, r, decay, k, v, alpha, beta, state, y,
+               options_.wkv_chunked_min_tokens);
   }
   void wkv_output(int num_tokens, int heads, const float* r, const float* k, const float* v,
                   const float* r_k, const float* gn_weight, const float* gn_bias, float eps,
@@ -174,13 +201,47 @@ class CudaBackend final : public Backend {
     cuda::pool_token_layer_norm(stream_, batch, C, x, weight, bias, eps, pool_token, pool);
   }
 
+  int64_t graph_replays() const { return graphs_->replays(); }
+
+  void run_recorded(uint64_t key, const std::function<void()>& ops) override {
+    bind();
+    if (options_.graphs)
+      graphs_->run(key, ops);
+    else
+      ops();
+  }
+
+ protected:
+  void* allocate_bytes(size_t bytes) override {
+    bind();
+    void* ptr = nullptr;
+    RWKV_CUDA_CHECK(cudaMalloc(&ptr, std::max<size_t>(bytes, 256)));
+    return ptr;
+  }
+
  private:
   void bind() const { RWKV_CUDA_CHECK(cudaSetDevice(device_)); }
 
+  // The half-precision copy of a product's input.
+  void reserve_scratch(size_t bytes) {
+    if (bytes <= scratch_bytes_) return;
+    if (scratch_) release(scratch_);
+    scratch_ = nullptr;
+    scratch_bytes_ = 0;
+    scratch_ = allocate(bytes);
+    scratch_bytes_ = bytes;
+  }
+
   int device_;
+  CudaOptions options_;
   std::string name_;
   cudaStream_t stream_ = nullptr;
-  cublasHandle_t blas_ = nullptr;
+  std::unique_ptr<cuda::LtMatmul> lt_;
+  std::unique_ptr<cuda::GraphCache> graphs_;
+  void* lt_workspace_ = nullptr;
+  void* scratch_ = nullptr;
+  size_t scratch_bytes_ = 0;
+  int reference_rows_ = 1;
 };
 
 }  // namespace
@@ -196,8 +257,13 @@ int cuda_device_count() {
   return count;
 }
 
-std::unique_ptr<Backend> make_cuda_backend(int device) {
-  return std::make_unique<CudaBackend>(device);
+std::unique_ptr<Backend> make_cuda_backend(int device, const CudaOptions& options) {
+  return std::make_unique<CudaBackend>(device, options);
+}
+
+int64_t cuda_graph_replays(const Backend& backend) {
+  const auto* cuda = dynamic_cast<const CudaBackend*>(&backend);
+  return cuda ? cuda->graph_replays() : 0;
 }
 
 }  // namespace rwkv::kernels

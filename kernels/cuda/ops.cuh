@@ -5,8 +5,10 @@
 // Batch invariance: each kernel maps a token (or a sequence, or a
 // (sequence, head) pair) to its threads the same way whatever else is in the
 // batch and reduces in a fixed order, so its results are bit-identical alone
-// or batched. Only cuBLAS (matmul) may pick a different algorithm for a
-// different row count.
+// or batched. The matrix products (lt_matmul.cuh) use one cuBLASLt
+// algorithm per matrix whatever the row count, for the same reason. The
+// chunked WKV form rounds differently from the sequential one: with it on, a
+// sequence's result depends (in the last bits) on its length in the step.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -40,10 +42,26 @@ void pool_token_layer_norm(cudaStream_t stream, const PackedBatch& batch, int C,
                            const float* weight, const float* bias, float eps, int32_t pool_token,
                            SlotArray pool);
 
+// convert.cu
+// dst[i] = x[i] as `dtype` (float16 or bfloat16), rounded to nearest even;
+// float16 saturates at ±65504 instead of overflowing to infinity.
+void to_matmul_dtype(cudaStream_t stream, MatmulDtype dtype, size_t n, const float* x, void* dst);
+
 // wkv.cu
 void wkv_prepare(cudaStream_t stream, const WkvPrepareArgs& args);
+// Sequences of at least chunked_min_tokens tokens take the chunked form
+// (wkv_chunked.cu), the others the sequential one; 0: every sequence the
+// sequential one.
 void wkv7(cudaStream_t stream, const PackedBatch& batch, int heads, const float* r,
           const float* decay, const float* k, const float* v, const float* alpha, const float* beta,
-          SlotArray state, float* y);
+          SlotArray state, float* y, int chunked_min_tokens);
+
+// wkv_chunked.cu: the same recurrence for the sequences of at least
+// min_tokens tokens (min_tokens >= 1), in chunks of 16 tokens. Needs
+// decay >= 0.5 (the model's is above 0.545) so that a chunk's cumulative decay
+// stays far from float32's smallest normal.
+void wkv7_chunked(cudaStream_t stream, const PackedBatch& batch, int heads, const float* r,
+                  const float* decay, const float* k, const float* v, const float* alpha,
+                  const float* beta, SlotArray state, float* y, int min_tokens);
 
 }  // namespace rwkv::kernels::cuda

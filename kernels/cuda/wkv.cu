@@ -55,12 +55,13 @@ __global__ void wkv_prepare_kernel(WkvPrepareArgs p, int pairs, float decay_scal
 __global__ void __launch_bounds__(kHeadSize)
     wkv7_kernel(const int32_t* seq_start, const int32_t* slot, int heads, const float* r,
                 const float* decay, const float* k, const float* v, const float* alpha,
-                const float* beta, SlotArray state, float* y) {
+                const float* beta, SlotArray state, float* y, int chunked_min_tokens) {
   enum { R, W, K, A, B, kInputs };
   __shared__ __align__(16) float stage[2][kInputs][kHeadSize];
   const int s = blockIdx.x / heads, h = blockIdx.x % heads, i = threadIdx.x;
   const int begin = seq_start[s], end = seq_start[s + 1];
   if (begin == end) return;
+  if (chunked_min_tokens > 0 && end - begin >= chunked_min_tokens) return;  // the chunked form's
   const int C = heads * kHeadSize;
   float* S_row =
       state.base + int64_t(slot[s]) * state.slot_stride + (int64_t(h) * kHeadSize + i) * kHeadSize;
@@ -134,12 +135,16 @@ void wkv_prepare(cudaStream_t stream, const WkvPrepareArgs& args) {
 
 void wkv7(cudaStream_t stream, const PackedBatch& batch, int heads, const float* r,
           const float* decay, const float* k, const float* v, const float* alpha, const float* beta,
-          SlotArray state, float* y) {
+          SlotArray state, float* y, int chunked_min_tokens) {
   const int blocks = batch.num_seqs * heads;
   if (blocks <= 0 || batch.num_tokens <= 0) return;
+  // Which sequences take which form is decided on the device from the
+  // offsets, so a recorded step stays valid for any lengths.
   wkv7_kernel<<<blocks, kHeadSize, 0, stream>>>(batch.seq_start, batch.slot, heads, r, decay, k, v,
-                                                alpha, beta, state, y);
+                                                alpha, beta, state, y, chunked_min_tokens);
   RWKV_CUDA_CHECK_LAUNCH();
+  if (chunked_min_tokens > 0)
+    wkv7_chunked(stream, batch, heads, r, decay, k, v, alpha, beta, state, y, chunked_min_tokens);
 }
 
 }  // namespace rwkv::kernels::cuda

@@ -1,0 +1,31 @@
+#include "tests/backend_params.h"
+
+#ifdef RWKV_EMB_WITH_CUDA
+#include "kernels/cuda/cuda_backend.h"
+#endif
+
+namespace rwkv::test {
+
+bool backend_available(const std::string& name) {
+#ifdef RWKV_EMB_WITH_CUDA
+  if (name.starts_with("cuda")) return kernels::cuda_device_count() > 0;
+#endif
+  return name == "cpu";
+}
+
+bool half_precision(const std::string& name) { return name.ends_with("16"); }
+
+// `name` is unused in builds without CUDA.
+std::unique_ptr<kernels::Backend> make_backend([[maybe_unused]] const std::string& name) {
+#ifdef RWKV_EMB_WITH_CUDA
+  if (name.starts_with("cuda")) {
+    kernels::CudaOptions o;
+    if (name == "cuda_float16") o.dtype = kernels::MatmulDtype::kFloat16;
+    if (name == "cuda_bfloat16") o.dtype = kernels::MatmulDtype::kBFloat16;
+    return kernels::make_cuda_backend(0, o);
+  }
+#endif
+  return kernels::make_cpu_backend();
+}
+
+}  // namespace rwkv::test
