@@ -19,7 +19,7 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from conftest import BINARY, FIXTURES, free_port, require_fixtures
+from conftest import BINARY, FIXTURES, fail_to_start, free_port, require_fixtures
 
 REPO = "howard-hou/EmbeddingRWKV"
 TINY = {"rwkv0b1-emb-curriculum.pth": "embedding.pth", "rwkv0b1-reranker.pth": "reranker_idx.pth"}
@@ -170,20 +170,13 @@ def test_tiny_is_downloaded_verified_cached_and_served(hub, make_server, expecte
     assert sum(signed(path) for role, path, _ in stub.requests if role == "cdn") == 4
 
     # A second start takes the cached files and asks the endpoint nothing.
-    server.terminate()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(30) == 0
     seen = len(stub.requests)
     again = make_server(*serve_args(stub, cache))
     assert len(stub.requests) == seen
     assert "cached at" in again.output()
     assert_serves_fixture(again, expected)
-
-
-def fail_to_start(*args, env=None):
-    proc = subprocess.run([str(BINARY), "serve", "--port", str(free_port()), *args],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
-    assert proc.returncode != 0
-    return proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("published, message", [
