@@ -1,5 +1,5 @@
-// CUDA backend: device memory, cuBLASLt matrix products (lt_matmul.cuh), the
-// kernels of ops.cuh and recorded steps (graph_cache.cuh), all on one stream
+// CUDA backend: device memory, cuBLASLt matrix products (lt_matmul.h), the
+// kernels of ops.cuh and recorded steps (graph_cache.h), all on one stream
 // of one device.
 //
 // Precision: with a half-precision dtype, weight matrices are stored as
@@ -7,16 +7,17 @@
 // small kernel into a preallocated scratch buffer; products accumulate and
 // write float32, and everything else (norms, mixes, the WKV recurrence and
 // its state, pooling) is float32.
+#include "kernels/cuda/cuda_backend.h"
+
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <memory>
 #include <string>
 
-#include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/cuda_util.cuh"
-#include "kernels/cuda/graph_cache.cuh"
-#include "kernels/cuda/lt_matmul.cuh"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/graph_cache.h"
+#include "kernels/cuda/lt_matmul.h"
 #include "kernels/cuda/ops.cuh"
 
 namespace rwkv::kernels {

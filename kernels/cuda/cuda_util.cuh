@@ -1,35 +1,16 @@
-// Helpers shared by the CUDA kernels: error checks that throw, and warp/block
-// reductions with a fixed summation order (so a row's result never depends on
-// where it sits in a batch).
+// Helpers shared by the CUDA kernels: the error checks (cuda_check.h), launch
+// sizes, and warp/block reductions with a fixed summation order (so a row's
+// result never depends on where it sits in a batch).
 #pragma once
 
 #include <cuda_runtime.h>
 
-#include <stdexcept>
-#include <string>
+#include "kernels/cuda/cuda_check.h"
 
 namespace rwkv::kernels::cuda {
 
 constexpr int kHeadSize = 64;
 constexpr int kWarp = 32;
-
-[[noreturn]] inline void throw_cuda_error(cudaError_t err, const char* what, const char* file,
-                                          int line) {
-  throw std::runtime_error(std::string("CUDA error: ") + what +
-                           " failed: " + cudaGetErrorString(err) + " (" + file + ":" +
-                           std::to_string(line) + ")");
-}
-
-#define RWKV_CUDA_CHECK(call)                                                        \
-  do {                                                                               \
-    const cudaError_t rwkv_err_ = (call);                                            \
-    if (rwkv_err_ != cudaSuccess)                                                    \
-      ::rwkv::kernels::cuda::throw_cuda_error(rwkv_err_, #call, __FILE__, __LINE__); \
-  } while (0)
-
-// After a kernel launch: reports bad launch configurations at once (errors of
-// the running kernel surface at the next synchronizing call).
-#define RWKV_CUDA_CHECK_LAUNCH() RWKV_CUDA_CHECK(cudaGetLastError())
 
 // Blocks of `threads` threads covering n items (at least one block).
 inline unsigned blocks_for(size_t n, int threads) {

@@ -1,5 +1,10 @@
-// Row copies, token shift and the pointwise ops: memory-bound kernels, one
-// block per row where a row is the natural unit, grid-stride loops otherwise.
+// Row copies, token shift and the pointwise ops (the conversion of product
+// inputs to half precision among them): memory-bound kernels, one block per
+// row where a row is the natural unit, grid-stride loops otherwise.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
 #include <stdexcept>
 
 #include "kernels/cuda/cuda_util.cuh"
@@ -82,9 +87,59 @@ __global__ void add_kernel(size_t n, const float* x, float* y) {
     y[i] += x[i];
 }
 
+constexpr float kHalfMax = 65504.0f;
+
+template <typename T>
+__device__ __forceinline__ T round_to(float x);
+template <>
+__device__ __forceinline__ __half round_to<__half>(float x) {
+  return __float2half_rn(fminf(fmaxf(x, -kHalfMax), kHalfMax));
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 round_to<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+
+template <typename T>
+struct alignas(4 * sizeof(T)) Quad {
+  T v[4];
+};
+
+// Four elements per thread and iteration: one 16-byte load, one 8-byte store
+// (n % 4 == 0, x 16-byte and dst 8-byte aligned).
+template <typename T>
+__global__ void convert4_kernel(size_t quads, const float4* x, Quad<T>* dst) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < quads;
+       i += size_t(gridDim.x) * blockDim.x) {
+    const float4 v = x[i];
+    dst[i] = Quad<T>{{round_to<T>(v.x), round_to<T>(v.y), round_to<T>(v.z), round_to<T>(v.w)}};
+  }
+}
+
+template <typename T>
+__global__ void convert_kernel(size_t n, const float* x, T* dst) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    dst[i] = round_to<T>(x[i]);
+}
+
 unsigned point_blocks(size_t n) {
   const unsigned b = blocks_for(n, kPointThreads);
   return b < kMaxPointBlocks ? b : kMaxPointBlocks;
+}
+
+// x to dtype T, four elements per thread when x and dst are aligned for it.
+template <typename T>
+void convert(cudaStream_t stream, size_t n, const float* x, T* dst) {
+  const bool vector = n % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                      reinterpret_cast<uintptr_t>(dst) % 8 == 0;
+  const size_t items = vector ? n / 4 : n;
+  if (vector)
+    convert4_kernel<T><<<point_blocks(items), kPointThreads, 0, stream>>>(
+        items, reinterpret_cast<const float4*>(x), reinterpret_cast<Quad<T>*>(dst));
+  else
+    convert_kernel<T><<<point_blocks(n), kPointThreads, 0, stream>>>(n, x, dst);
+  RWKV_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
@@ -151,6 +206,14 @@ void add(cudaStream_t stream, size_t n, const float* x, float* y) {
   if (n == 0) return;
   add_kernel<<<point_blocks(n), kPointThreads, 0, stream>>>(n, x, y);
   RWKV_CUDA_CHECK_LAUNCH();
+}
+
+void to_matmul_dtype(cudaStream_t stream, MatmulDtype dtype, size_t n, const float* x, void* dst) {
+  if (n == 0) return;
+  if (dtype == MatmulDtype::kFloat16)
+    convert(stream, n, x, static_cast<__half*>(dst));
+  else
+    convert(stream, n, x, static_cast<__nv_bfloat16*>(dst));
 }
 
 }  // namespace rwkv::kernels::cuda

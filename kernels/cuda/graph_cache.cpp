@@ -1,5 +1,6 @@
-#include "kernels/cuda/cuda_util.cuh"
-#include "kernels/cuda/graph_cache.cuh"
+#include "kernels/cuda/graph_cache.h"
+
+#include "kernels/cuda/cuda_check.h"
 
 namespace rwkv::kernels::cuda {
 

@@ -1,8 +1,8 @@
+#include "kernels/cuda/lt_matmul.h"
+
 #include <cstdint>
 #include <stdexcept>
 #include <string>
-
-#include "kernels/cuda/lt_matmul.cuh"
 
 namespace rwkv::kernels::cuda {
 namespace {
@@ -114,7 +114,8 @@ void LtMatmul::set_rows(Plan& p, int M) {
 }
 
 // The heuristic's best algorithm that fits the workspace and does not split
-// K (a split-K reduction may add the parts in any order).
+// K (a split-K reduction may add the parts in any order); failing that, its
+// best one that fits.
 cublasLtMatmulAlgo_t LtMatmul::choose_algorithm(Plan& p, int M) {
   set_rows(p, M);
   cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
@@ -122,12 +123,16 @@ cublasLtMatmulAlgo_t LtMatmul::choose_algorithm(Plan& p, int M) {
   check(cublasLtMatmulAlgoGetHeuristic(handle_, op_, p.w, p.x, p.y, p.y, preference_, kCandidates,
                                        results, &count),
         "cublasLtMatmulAlgoGetHeuristic");
-  for (int i = 0; i < count; ++i)
-    if (results[i].state == CUBLAS_STATUS_SUCCESS && results[i].workspaceSize <= workspace_bytes_ &&
-        split_k(results[i].algo) <= 1)
-      return results[i].algo;
-  throw std::runtime_error("cuBLASLt has no algorithm without split-K for this product (" +
-                           std::to_string(count) + " candidates)");
+  const cublasLtMatmulAlgo_t* best_fitting = nullptr;
+  for (int i = 0; i < count; ++i) {
+    if (results[i].state != CUBLAS_STATUS_SUCCESS || results[i].workspaceSize > workspace_bytes_)
+      continue;
+    if (split_k(results[i].algo) <= 1) return results[i].algo;
+    if (!best_fitting) best_fitting = &results[i].algo;
+  }
+  if (best_fitting) return *best_fitting;
+  throw std::runtime_error("cuBLASLt has no algorithm for this product (" + std::to_string(count) +
+                           " candidates)");
 }
 
 cublasStatus_t LtMatmul::launch(const Plan& p, const cublasLtMatmulAlgo_t& algo, const void* x,

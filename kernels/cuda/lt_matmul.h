@@ -5,8 +5,8 @@
 // split-K) per problem size, so a row's result could change with the number
 // of rows beside it. Here each matrix shape gets one algorithm, chosen once
 // for the largest row count the backend reserved and then used for every row
-// count, never one that splits K: a row is then summed in the same order
-// however many rows share the call.
+// count, and one that does not split K (unless cuBLASLt offers no other): a
+// row is then summed in the same order however many rows share the call.
 #pragma once
 
 #include <cublasLt.h>

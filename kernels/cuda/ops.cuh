@@ -5,7 +5,7 @@
 // Batch invariance: each kernel maps a token (or a sequence, or a
 // (sequence, head) pair) to its threads the same way whatever else is in the
 // batch and reduces in a fixed order, so its results are bit-identical alone
-// or batched. The matrix products (lt_matmul.cuh) use one cuBLASLt
+// or batched. The matrix products (lt_matmul.h) use one cuBLASLt
 // algorithm per matrix whatever the row count, for the same reason. The
 // chunked WKV form rounds differently from the sequential one: with it on, a
 // sequence's result depends (in the last bits) on its length in the step.
@@ -31,6 +31,9 @@ void token_shift_mix(cudaStream_t stream, const PackedBatch& batch, int C, const
 void activate(cudaStream_t stream, Activation act, size_t n, float* x);
 void add_bias(cudaStream_t stream, int rows, int C, const float* bias, float* x);
 void add(cudaStream_t stream, size_t n, const float* x, float* y);
+// dst[i] = x[i] as `dtype` (float16 or bfloat16), rounded to nearest even;
+// float16 saturates at ±65504 instead of overflowing to infinity.
+void to_matmul_dtype(cudaStream_t stream, MatmulDtype dtype, size_t n, const float* x, void* dst);
 
 // norm.cu
 void layer_norm(cudaStream_t stream, int rows, int C, const float* x, const float* weight,
@@ -41,11 +44,6 @@ void wkv_output(cudaStream_t stream, int num_tokens, int heads, const float* r, 
 void pool_token_layer_norm(cudaStream_t stream, const PackedBatch& batch, int C, const float* x,
                            const float* weight, const float* bias, float eps, int32_t pool_token,
                            SlotArray pool);
-
-// convert.cu
-// dst[i] = x[i] as `dtype` (float16 or bfloat16), rounded to nearest even;
-// float16 saturates at ±65504 instead of overflowing to infinity.
-void to_matmul_dtype(cudaStream_t stream, MatmulDtype dtype, size_t n, const float* x, void* dst);
 
 // wkv.cu
 void wkv_prepare(cudaStream_t stream, const WkvPrepareArgs& args);
