@@ -56,6 +56,19 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
   env(cmd.add_option("--host", o.host, "Address to listen on")->capture_default_str());
   env(cmd.add_option("--port", o.port, "Port")->capture_default_str()->check(CLI::Range(1, 65535)));
   env(cmd.add_option("--device", o.device, "cpu (cuda builds: cuda[:N])")->capture_default_str());
+  env(cmd.add_option("--dtype", o.dtype,
+                     "Weights and matrix-product inputs: auto = float16 on cuda, float32 on cpu "
+                     "(the CPU computes in float32 only); state and accumulation stay float32")
+          ->capture_default_str()
+          ->check(CLI::IsMember({"auto", "float32", "float16", "bfloat16"})));
+  env(cmd.add_flag("--cuda-graphs", o.cuda_graphs,
+                   "cuda: replay steps of a repeated shape as CUDA graphs")
+          ->capture_default_str());
+  env(cmd.add_option("--wkv-chunked-min-tokens", o.wkv_chunked_min_tokens,
+                     "cuda: sequences of at least this many tokens in a step take the chunked "
+                     "WKV form (0: never)")
+          ->capture_default_str()
+          ->check(CLI::NonNegativeNumber));
   env(cmd.add_option("--threads", o.threads, "CPU compute threads (0: all cores)")
           ->capture_default_str());
   env(cmd.add_option("--max-batch-tokens", o.engine.max_step_tokens, "Tokens per engine step")
@@ -132,7 +145,13 @@ void apply_config_file(CLI::App& cmd, const std::string& path) {
 
 // --device cpu | cuda | cuda:N.
 std::unique_ptr<kernels::Backend> make_backend(const ServerOptions& o) {
-  if (o.device == "cpu") return kernels::make_cpu_backend(o.threads);
+  if (o.device == "cpu") {
+    if (o.dtype != "auto" && o.dtype != "float32")
+      throw std::runtime_error("--dtype " + o.dtype +
+                               " needs --device cuda: the CPU backend computes in float32 only "
+                               "(use --dtype float32 or auto)");
+    return kernels::make_cpu_backend(o.threads);
+  }
   if (o.device == "cuda" || o.device.starts_with("cuda:")) {
 #ifdef RWKV_EMB_WITH_CUDA
     int index = 0;
@@ -150,7 +169,13 @@ std::unique_ptr<kernels::Backend> make_backend(const ServerOptions& o) {
     if (index >= count)
       throw std::runtime_error("--device " + o.device + ": only " + std::to_string(count) +
                                " CUDA device(s) (cuda:0.." + std::to_string(count - 1) + ")");
-    return kernels::make_cuda_backend(index);
+    kernels::CudaOptions cuda;
+    cuda.dtype = o.dtype == "float32"    ? kernels::MatmulDtype::kFloat32
+                 : o.dtype == "bfloat16" ? kernels::MatmulDtype::kBFloat16
+                                         : kernels::MatmulDtype::kFloat16;  // auto, float16
+    cuda.graphs = o.cuda_graphs;
+    cuda.wkv_chunked_min_tokens = o.wkv_chunked_min_tokens;
+    return kernels::make_cuda_backend(index, cuda);
 #else
     throw std::runtime_error("--device " + o.device +
                              ": this build has no CUDA support (rebuild with -DRWKV_EMB_CUDA=ON); "

@@ -70,6 +70,15 @@ class Server:
         return self.proc.returncode
 
 
+def fail_to_start(*args, env=None):
+    """Runs `serve` with these flags, expecting it to refuse to start; returns its output."""
+    proc = subprocess.run([str(BINARY), "serve", "--port", str(free_port()), *args],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+    assert proc.returncode != 0
+    return proc.stdout + proc.stderr
+
+
 def require_fixtures():
     if not (FIXTURES / "expected.json").exists():
         pytest.skip(f"\n\n*** FIXTURES MISSING: {FIXTURES} not found; numeric checks SKIPPED ***\n")

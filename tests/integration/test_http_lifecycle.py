@@ -10,6 +10,8 @@ import time
 
 import requests
 
+from conftest import fail_to_start
+
 WORDS = "state recurrent token embedding rerank query document model batch chunk".split()
 
 
@@ -116,6 +118,13 @@ def test_options_from_environment_and_config_file(make_server, tmp_path):
     # Flags win over the environment.
     server = make_server("--served-model-name", "from-flag", env={"RWKV_EMB_SERVED_MODEL_NAME": "from-env"})
     assert server.get("/v1/models").json()["data"][0]["id"] == "from-flag"
+
+
+def test_half_precision_is_refused_on_the_cpu():
+    out = fail_to_start("--device", "cpu", "--dtype", "float16")
+    assert "--dtype float16 needs --device cuda" in out, out
+    out = fail_to_start("--dtype", "float64")
+    assert "float64" in out, out
 
 
 def test_half_open_connections_do_not_starve_clients(make_server):
