@@ -74,7 +74,7 @@ TEST_P(CudaVsCpu, RandomModelOf01bShape) {
 // Every kernel handles a token or sequence the same way whatever else is in
 // the batch, the half-precision rounding of a product's input is per element,
 // and each matrix shape uses one cuBLASLt algorithm without split-K for every
-// row count (lt_matmul.cuh): a sequence's results are expected bit-identical
+// row count (lt_matmul.h): a sequence's results are expected bit-identical
 // alone, batched or chunked, in every dtype.
 
 class CudaBatchInvariance : public ::testing::TestWithParam<std::string> {
