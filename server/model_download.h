@@ -3,9 +3,10 @@
 // verified against the SHA-256 the endpoint publishes for each file.
 #pragma once
 
-#include <stdexcept>
 #include <string>
 #include <string_view>
+
+#include "server/http_download.h"
 
 namespace rwkv::server {
 
@@ -29,10 +30,6 @@ struct DownloadOptions {
 std::string default_hf_endpoint();
 // --model-cache-dir's default: $XDG_CACHE_HOME/rwkv-emb-server, else ~/.cache/rwkv-emb-server.
 std::string default_model_cache_dir();
-
-struct DownloadError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 // The local path of `file` of the released repository: the cached copy, else
 // downloaded (following redirects, with progress on stderr), its SHA-256
