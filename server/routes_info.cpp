@@ -1,7 +1,7 @@
 // Service routes: health, models, version, metrics, tokenizer, OpenAPI.
 #include <ctime>
 
-#include "api/json_fields.h"
+#include "api/tokenize_request.h"
 #include "engine/tokenizer.h"
 #include "server/http_server.h"
 #include "server/http_util.h"
@@ -28,30 +28,6 @@ json model_card(const ServerContext& ctx, const std::string& name) {
   if (ctx.demo_model)
     card["meta"]["warning"] = "random demo model: embeddings and scores are meaningless";
   return card;
-}
-
-// The texts of a tokenize request: "input" (or "content"/"inputs"), a string or list of strings.
-std::vector<std::string> tokenize_inputs(const json& body, bool& was_list) {
-  const char* keys[] = {"input", "content", "inputs"};
-  for (const char* key : keys) {
-    if (!body.contains(key) || body[key].is_null()) continue;
-    const json& v = body[key];
-    was_list = v.is_array();
-    if (v.is_string()) return {v.get<std::string>()};
-    std::vector<std::string> texts;
-    if (v.is_array())
-      for (const json& t : v) {
-        if (!t.is_string())
-          throw api::ApiError::bad_request(
-              "'" + std::string(key) + "' must be a string or a list of strings", key);
-        texts.push_back(t.get<std::string>());
-      }
-    if (!v.is_array())
-      throw api::ApiError::bad_request(
-          "'" + std::string(key) + "' must be a string or a list of strings", key);
-    return texts;
-  }
-  throw api::ApiError::bad_request("'input' is required", "input");
 }
 
 }  // namespace
@@ -97,32 +73,16 @@ void register_info_routes(httplib::Server& http, ServerContext& ctx) {
 
   add_route(http, ctx, {"POST", "/tokenize"},
             [](const httplib::Request& req, httplib::Response& res) {
-              const json body = json_body(req);
-              bool was_list = false;
-              const auto texts = tokenize_inputs(body, was_list);
-              const bool add_eos = api::optional_bool(body, "add_eos").value_or(true);
+              const api::TokenizeRequest r = api::parse_tokenize_request(json_body(req));
               json tokens = json::array();
-              for (const std::string& t : texts) {
-                tokens.push_back(Tokenizer::world().encode(t, add_eos));
-              }
-              send_json(res, 200, {{"tokens", was_list ? tokens : tokens[0]}});
+              for (const std::string& t : r.texts)
+                tokens.push_back(Tokenizer::world().encode(t, r.add_eos));
+              send_json(res, 200, {{"tokens", r.was_list ? tokens : tokens[0]}});
             });
 
   add_route(http, ctx, {"POST", "/detokenize"},
             [](const httplib::Request& req, httplib::Response& res) {
-              const json body = json_body(req);
-              if (!body.contains("tokens") || !body["tokens"].is_array())
-                throw api::ApiError::bad_request("'tokens' must be a list of token ids", "tokens");
-              std::vector<int32_t> ids;
-              for (const json& t : body["tokens"]) {
-                const std::optional<int64_t> id = api::integer_value(t);
-                if (!id || *id < 0 || *id >= Tokenizer::kVocabSize ||
-                    !Tokenizer::world().is_known(static_cast<int32_t>(*id)))
-                  throw api::ApiError::bad_request(
-                      "'tokens' holds " + api::describe_value(t) + ", not an id of the vocabulary",
-                      "tokens");
-                ids.push_back(static_cast<int32_t>(*id));
-              }
+              const std::vector<int32_t> ids = api::parse_detokenize_request(json_body(req));
               // Ids may split a UTF-8 character: the JSON writer replaces such bytes with U+FFFD.
               send_json(res, 200, {{"text", Tokenizer::world().decode(ids)}});
             });

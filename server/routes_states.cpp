@@ -4,10 +4,9 @@
 // GET reads metadata, content or the list; DELETE removes. States belong to
 // the API key that created them (state_access.h).
 #include <algorithm>
-#include <set>
 
-#include "api/json_fields.h"
 #include "api/request_id.h"
+#include "api/states_request.h"
 #include "engine/templates.h"
 #include "engine/tokenizer.h"
 #include "server/auth.h"
@@ -20,16 +19,9 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int64_t kMaxTtlSeconds = int64_t(10) * 366 * 24 * 3600;
 constexpr int64_t kDefaultListLimit = 100, kMaxListLimit = 1000;
 constexpr uint64_t kMaxStateBytesPerRequest =
     uint64_t(512) << 20;  // POST /v1/states: 220 states of the 0.1B model
-
-api::ApiError invalid_id(const std::string& id, const std::string& param) {
-  return api::ApiError::bad_request("invalid state id '" + api::sanitize_utf8(id.substr(0, 200)) +
-                                        "': use 1 to 128 of A-Z a-z 0-9 . _ - (not '.' or '..')",
-                                    param);
-}
 
 json state_json(const ServerContext& ctx, const StateMeta& m) {
   const StateShape model_shape = state_shape_of(ctx.engine->model());
@@ -74,7 +66,7 @@ std::optional<int64_t> int_param(const httplib::Request& req, const std::string&
 // The {id} of a /v1/states/{id} path, validated.
 std::string path_id(const httplib::Request& req) {
   const std::string id = req.matches.size() > 1 ? std::string(req.matches[1]) : std::string();
-  if (!valid_state_id(id)) throw invalid_id(id, "id");
+  if (!valid_state_id(id)) throw api::invalid_state_id(id, "id");
   return id;
 }
 
@@ -86,26 +78,21 @@ struct NewState {
 
 // POST /v1/states {"model", "documents": [string | {"text", "id"?}], "ttl_seconds"?}
 void create_states(ServerContext& ctx, const httplib::Request& req, httplib::Response& res) {
-  const json body = json_body(req);
-  const std::string model = api::optional_string(body, "model").value_or("");
+  api::RequestLimits limits;
+  limits.max_inputs = ctx.options.max_inputs;
+  const api::CreateStatesRequest request = api::parse_create_states_request(json_body(req), limits);
+  const std::string& model = request.model;
   if (!ctx.serves(model))
     throw api::ApiError(
         404,
         "the model '" + model + "' does not exist; this server serves '" + ctx.model_name() + "'",
         "model", "model_not_found");
-  const std::optional<int64_t> ttl = api::optional_int(body, "ttl_seconds", 1, kMaxTtlSeconds);
-  const json* list = api::find_field(body, "documents");
-  if (!list) throw api::ApiError::bad_request("'documents' is required", "documents");
-  if (!list->is_array() || list->empty())
-    throw api::ApiError::bad_request(
-        "'documents' must be a non-empty array of strings or {\"text\", \"id\"?} objects",
-        "documents");
-  api::check_item_count(list->size(), "documents", ctx.options.max_inputs);
+  const std::optional<int64_t> ttl = request.ttl_seconds;
   // Every computed state is held in memory until the request ends: bound their total.
   const uint64_t state_bytes =
       state_blob_size(state_shape_of(ctx.engine->model()), StateDtype::kFloat32);
   const size_t max_states = size_t(std::max<uint64_t>(1, kMaxStateBytesPerRequest / state_bytes));
-  if (list->size() > max_states)
+  if (request.documents.size() > max_states)
     throw api::ApiError::payload_too_large(
         "at most " + std::to_string(max_states) +
             " documents per request for this model (each state takes " +
@@ -114,38 +101,15 @@ void create_states(ServerContext& ctx, const httplib::Request& req, httplib::Res
 
   const std::string owner = request_state_owner(ctx, req);
   std::vector<NewState> states;
-  std::set<std::string> seen;
-  for (size_t i = 0; i < list->size(); ++i) {
-    const json& item = (*list)[i];
-    const std::string where = "documents[" + std::to_string(i) + "]";
+  for (size_t i = 0; i < request.documents.size(); ++i) {
+    const api::StateDocument& document = request.documents[i];
     NewState s;
-    std::string text;
-    if (item.is_string()) {
-      text = item.get<std::string>();
-    } else if (item.is_object()) {
-      const json* t = api::find_field(item, "text");
-      if (!t || !t->is_string())
-        throw api::ApiError::bad_request("'" + where + "' must have a string 'text'", "documents");
-      text = t->get<std::string>();
-      if (const json* id = api::find_field(item, "id")) {
-        if (!id->is_string()) throw invalid_id(id->dump(), "documents");
-        s.id = id->get<std::string>();
-        if (!valid_state_id(s.id)) throw invalid_id(s.id, "documents");
-        if (!seen.insert(s.id).second)
-          throw api::ApiError::bad_request("'" + where + "': the id '" + s.id + "' is given twice",
-                                           "documents");
-        s.client_id = true;
-      }
-    } else {
-      throw api::ApiError::bad_request(
-          "'" + where + "' must be a string or a {\"text\", \"id\"?} object, got " +
-              api::describe_value(item),
-          "documents");
-    }
-    api::check_text_bytes(text, where, "documents", api::RequestLimits{}.max_input_bytes);
-    s.tokens = Tokenizer::world().encode(rerank_document_text(text), false);
+    s.id = document.id;
+    s.client_id = !document.id.empty();
+    s.tokens = Tokenizer::world().encode(rerank_document_text(document.text), false);
     if (s.tokens.size() > size_t(ctx.options.max_input_tokens))
-      throw api::ApiError::bad_request("'" + where + "' has " + std::to_string(s.tokens.size()) +
+      throw api::ApiError::bad_request("'documents[" + std::to_string(i) + "]' has " +
+                                           std::to_string(s.tokens.size()) +
                                            " tokens with the template, more than the limit of " +
                                            std::to_string(ctx.options.max_input_tokens),
                                        "documents");
@@ -230,7 +194,7 @@ void upload_state(ServerContext& ctx, const httplib::Request& req, httplib::Resp
         415, "send the state blob itself as the body, with Content-Type: application/octet-stream");
   if (req.body.empty())
     throw api::ApiError::bad_request("the body must be a state blob (docs/state-format.md)");
-  const std::optional<int64_t> ttl = int_param(req, "ttl_seconds", 1, kMaxTtlSeconds);
+  const std::optional<int64_t> ttl = int_param(req, "ttl_seconds", 1, api::kMaxStateTtlSeconds);
   try {
     decode_state(req.body, ctx.fingerprint, state_shape_of(ctx.engine->model()));
   } catch (const StateBlobError& e) {
@@ -322,7 +286,7 @@ std::string request_state_owner(const ServerContext& ctx, const httplib::Request
 std::shared_ptr<const SequenceState> load_cached_state(ServerContext& ctx, const std::string& owner,
                                                        const std::string& id,
                                                        const std::string& where) {
-  if (!valid_state_id(id)) throw invalid_id(id, "documents");
+  if (!valid_state_id(id)) throw api::invalid_state_id(id, "documents");
   const auto stored = ctx.states->get(owner, id);
   if (!stored)
     throw api::ApiError::not_found(where + ": unknown state_id '" + id + "'", "documents");

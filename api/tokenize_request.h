@@ -1,0 +1,25 @@
+// `POST /tokenize` and `POST /detokenize`: request parsing and validation.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace rwkv::api {
+
+struct TokenizeRequest {
+  std::vector<std::string> texts;  // from "input" (or "content" / "inputs")
+  bool was_list = false;           // answer a list of id lists, not one list
+  bool add_eos = true;
+};
+
+// {"input" | "content" | "inputs": string | string[], "add_eos"?: bool}; the
+// first key present (and not null) wins. Throws ApiError 400 naming the field.
+TokenizeRequest parse_tokenize_request(const nlohmann::json& body);
+
+// {"tokens": [id, ...]}: every id is EOS, token 0 or in the World vocabulary
+// (Tokenizer::is_known). Throws ApiError 400 naming "tokens".
+std::vector<int32_t> parse_detokenize_request(const nlohmann::json& body);
+
+}  // namespace rwkv::api
