@@ -25,11 +25,14 @@ STAGE="$BUILD_DIR/gpu-bundle"
 rm -rf "$STAGE"
 mkdir -p "$STAGE/bin" "$STAGE/lib"
 for b in "${BINARIES[@]}"; do cp "$BUILD_DIR/$b" "$STAGE/bin/"; done
-# The libraries the binaries load, but the system's core ones and CUDA's.
+# The libraries the binaries load, but CUDA's and those every Linux with a
+# Python has (the C and C++ runtimes, OpenSSL, zlib, bzip2): the machine's own
+# are used, so Python's modules and our binaries agree on them.
 ldd "$STAGE"/bin/* | awk '/=> \// {print $3}' | sort -u | while read -r lib; do
   case "$(basename "$lib")" in
     libc.so.* | libm.so.* | libdl.so.* | libpthread.so.* | librt.so.* | ld-linux* | \
-      libstdc++.so.* | libgcc_s.so.* | libcuda.so.* | libcudart.so.* | libcublas*.so.*) ;;
+      libstdc++.so.* | libgcc_s.so.* | libssl.so.* | libcrypto.so.* | libz.so.* | libbz2.so.* | \
+      libcuda.so.* | libcudart.so.* | libcublas*.so.*) ;;
     *) cp -L "$lib" "$STAGE/lib/" ;;
   esac
 done

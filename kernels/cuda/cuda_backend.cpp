@@ -52,7 +52,11 @@ class CudaBackend final : public Backend {
     try {
       lt_ = std::make_unique<cuda::LtMatmul>(stream_);
       graphs_ = std::make_unique<cuda::GraphCache>(stream_);
+      lt_workspace_ = allocate(kLtWorkspaceBytes);
+      lt_->set_workspace(lt_workspace_, kLtWorkspaceBytes);
     } catch (...) {
+      lt_.reset();
+      if (lt_workspace_) cudaFree(lt_workspace_);
       cudaStreamDestroy(stream_);
       throw;
     }
@@ -124,12 +128,6 @@ class CudaBackend final : public Backend {
 
   void reserve_matmul(int max_rows, int max_width) override {
     bind();
-    if (!lt_workspace_) {
-      lt_workspace_ = allocate(kLtWorkspaceBytes);
-      lt_->set_workspace(lt_workspace_, kLtWorkspaceBytes);
-    }
-    reference_rows_ = std::max(reference_rows_, max_rows);
-    lt_->set_reference_rows(reference_rows_);
     if (options_.dtype != MatmulDtype::kFloat32)
       reserve_scratch(size_t(max_rows) * max_width * sizeof(uint16_t));
   }
@@ -242,7 +240,6 @@ class CudaBackend final : public Backend {
   void* lt_workspace_ = nullptr;
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
-  int reference_rows_ = 1;
 };
 
 }  // namespace

@@ -94,9 +94,9 @@ LtMatmul::Plan& LtMatmul::plan(MatmulDtype dtype, int N, int K) {
   const cudaDataType_t type = cuda_type(dtype);
   try {
     check(cublasLtMatrixLayoutCreate(&p.w, type, K, N, K), "weight layout");
-    check(cublasLtMatrixLayoutCreate(&p.x, type, K, reference_rows_, K), "input layout");
-    check(cublasLtMatrixLayoutCreate(&p.y, CUDA_R_32F, N, reference_rows_, N), "output layout");
-    p.algo = choose_algorithm(p, reference_rows_);
+    check(cublasLtMatrixLayoutCreate(&p.x, type, K, kReferenceRows, K), "input layout");
+    check(cublasLtMatrixLayoutCreate(&p.y, CUDA_R_32F, N, kReferenceRows, N), "output layout");
+    p.algo = choose_algorithm(p, kReferenceRows);
   } catch (...) {
     for (cublasLtMatrixLayout_t layout : {p.w, p.x, p.y})
       if (layout) cublasLtMatrixLayoutDestroy(layout);

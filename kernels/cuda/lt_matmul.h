@@ -3,10 +3,11 @@
 //
 // Batch invariance: cuBLASLt's heuristic picks an algorithm (tile shape,
 // split-K) per problem size, so a row's result could change with the number
-// of rows beside it. Here each matrix shape gets one algorithm, chosen once
-// for the largest row count the backend reserved and then used for every row
-// count, and one that does not split K (unless cuBLASLt offers no other): a
-// row is then summed in the same order however many rows share the call.
+// of rows beside it. Here each matrix shape gets one algorithm, chosen for
+// kReferenceRows rows (a typical full step) whatever the backend's limits and
+// then used for every row count, and one that does not split K (unless
+// cuBLASLt offers no other): a row is then summed in the same order however
+// many rows share the call, in any engine.
 #pragma once
 
 #include <cublasLt.h>
@@ -26,10 +27,9 @@ class LtMatmul {
   LtMatmul(const LtMatmul&) = delete;
   LtMatmul& operator=(const LtMatmul&) = delete;
 
-  // The preallocated cuBLASLt workspace (device memory owned by the caller).
+  // The cuBLASLt workspace: device memory owned by the caller, set once
+  // before the first product (algorithms are chosen for its size).
   void set_workspace(void* workspace, size_t bytes);
-  // The row count algorithms are chosen for (shapes seen later keep theirs).
-  void set_reference_rows(int rows) { reference_rows_ = rows; }
 
   // y[M, N] = x[M, K] · w[N, K]ᵀ (+ y when accumulate); x and w of `dtype`.
   void run(int M, int N, int K, MatmulDtype dtype, const void* x, const void* w, float* y,
@@ -41,6 +41,7 @@ class LtMatmul {
     cublasLtMatmulAlgo_t algo{};
   };
   using Shape = std::tuple<MatmulDtype, int, int>;  // dtype, N, K
+  static constexpr int kReferenceRows = 4096;
 
   Plan& plan(MatmulDtype dtype, int N, int K);
   void set_rows(Plan& p, int M);
@@ -54,7 +55,6 @@ class LtMatmul {
   cublasLtMatmulPreference_t preference_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
-  int reference_rows_ = 4096;
   std::map<Shape, Plan> plans_;
   // Row counts the shape's algorithm refused (should not happen): their own.
   std::map<std::tuple<MatmulDtype, int, int, int>, cublasLtMatmulAlgo_t> fallbacks_;
