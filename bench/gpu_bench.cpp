@@ -318,12 +318,20 @@ class Bench {
     CudaOptions chunked_options;
     chunked_options.wkv_chunked_min_tokens = 1;
     auto chunked = rwkv::kernels::make_cuda_backend(o_.device, chunked_options);
+    // Inputs for the largest case, shared by both backends (one device):
+    // decay 0.9, small values elsewhere, stable and the same work as real data.
+    const size_t elements = size_t(max_tokens) * C;
+    WkvBuffers buf{rwkv::DeviceArray(*sequential, std::vector<float>(elements, 0.01f)),
+                   rwkv::DeviceArray(*sequential, std::vector<float>(elements, 0.9f)),
+                   rwkv::DeviceArray(*sequential, elements),
+                   rwkv::DeviceArray(*sequential, size_t(64) * H * 64 * 64),
+                   rwkv::DeviceInts(*sequential, size_t(max_tokens))};
     for (int seqs : {1, 4, 16, 64}) {
       int crossover = 0;
       for (int len : {64, 256, 1024, 4096, 16384}) {
         if (seqs * len > max_tokens) continue;
-        const double t_seq = wkv_seconds(*sequential, seqs, len, H, C);
-        const double t_chunk = wkv_seconds(*chunked, seqs, len, H, C);
+        const double t_seq = wkv_seconds(*sequential, buf, seqs, len, H);
+        const double t_chunk = wkv_seconds(*chunked, buf, seqs, len, H);
         if (crossover == 0 && t_chunk < t_seq) crossover = len;
         std::printf("%6d %7d %12.1f %12.1f %8.2fx\n", seqs, len, t_seq * 1e6, t_chunk * 1e6,
                     t_seq / t_chunk);
@@ -395,25 +403,27 @@ class Bench {
     return best;
   }
 
+  struct WkvBuffers {
+    rwkv::DeviceArray inputs, decay, y, state;
+    rwkv::DeviceInts tokens;
+  };
+
   // The WKV op alone over `seqs` sequences of `len` tokens, best of 5.
-  double wkv_seconds(rwkv::kernels::Backend& be, int seqs, int len, int H, int C) {
-    const int T = seqs * len;
+  double wkv_seconds(rwkv::kernels::Backend& be, WkvBuffers& buf, int seqs, int len, int H) {
     std::vector<int32_t> starts(seqs + 1), slots(seqs);
     for (int s = 0; s <= seqs; ++s) starts[s] = s * len;
     for (int s = 0; s < seqs; ++s) slots[s] = s;
-    rwkv::DeviceInts d_starts(be, starts), d_slots(be, slots), d_tokens(be, size_t(T));
-    // Decay 0.9, small values elsewhere: stable, and the same work as real data.
-    rwkv::DeviceArray r(be, std::vector<float>(size_t(T) * C, 0.01f)),
-        decay(be, std::vector<float>(size_t(T) * C, 0.9f)), y(be, size_t(T) * C),
-        state(be, size_t(seqs) * H * 64 * 64);
-    be.zero(state.get(), state.size() * sizeof(float));
-    const rwkv::kernels::PackedBatch batch{T, seqs, d_tokens.get(), d_starts.get(), d_slots.get()};
+    const rwkv::DeviceInts d_starts(be, starts), d_slots(be, slots);
+    be.zero(buf.state.get(), buf.state.size() * sizeof(float));
+    const rwkv::kernels::PackedBatch batch{seqs * len, seqs, buf.tokens.get(), d_starts.get(),
+                                           d_slots.get()};
+    const float* in = buf.inputs.get();
     double best = 1e30;
     for (int rep = 0; rep < 6; ++rep) {
       be.synchronize();
       const auto t0 = Clock::now();
-      be.wkv7(batch, H, r.get(), decay.get(), r.get(), r.get(), r.get(), r.get(),
-              {state.get(), int64_t(H) * 64 * 64}, y.get());
+      be.wkv7(batch, H, in, buf.decay.get(), in, in, in, in,
+              {buf.state.get(), int64_t(H) * 64 * 64}, buf.y.get());
       be.synchronize();
       if (rep > 0) best = std::min(best, seconds_since(t0));
     }
