@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <chrono>
+#include <iterator>
 #include <map>
 
 namespace rwkv {
@@ -145,24 +146,23 @@ std::vector<Engine::Chunk> Scheduler::plan_step() {
 // Reads the outputs of finished sequences, grouped by what is wanted, and
 // completes requests whose last sequence finished.
 void Scheduler::finish_done() {
-  std::vector<Active> done;
-  std::erase_if(active_, [&](Active& a) {
-    if (a.pos < a.request->jobs_[a.job].tokens.size()) return false;
-    done.push_back(std::move(a));
-    return true;
+  const auto finished = std::stable_partition(active_.begin(), active_.end(), [](const Active& a) {
+    return a.pos < a.request->jobs_[a.job].tokens.size();
   });
+  std::vector<Active> done(std::make_move_iterator(finished),
+                           std::make_move_iterator(active_.end()));
+  active_.erase(finished, active_.end());
   while (!done.empty()) {
     const Engine::Wanted wanted = done.front().request->jobs_[done.front().job].wanted;
+    // This group first: the finished sequences that want the same outputs.
+    const auto group_end = std::stable_partition(done.begin(), done.end(), [&](const Active& a) {
+      return same_wanted(a.request->jobs_[a.job].wanted, wanted);
+    });
     std::vector<int> slots;
     std::vector<Engine::Result*> results;
-    std::vector<Active> rest;
-    for (Active& a : done) {
-      if (same_wanted(a.request->jobs_[a.job].wanted, wanted)) {
-        slots.push_back(a.slot);
-        results.push_back(&a.request->results_[a.job]);
-      } else {
-        rest.push_back(std::move(a));
-      }
+    for (auto a = done.begin(); a != group_end; ++a) {
+      slots.push_back(a->slot);
+      results.push_back(&a->request->results_[a->job]);
     }
     std::exception_ptr error;
     try {
@@ -171,14 +171,13 @@ void Scheduler::finish_done() {
       error = std::current_exception();
     }
     for (int s : slots) engine_.release_slot(s);
-    for (Active& a : done) {
-      if (!same_wanted(a.request->jobs_[a.job].wanted, wanted)) continue;
+    for (auto a = done.begin(); a != group_end; ++a) {
       if (error)
-        fail(*a.request, error);
-      else if (--a.request->remaining_ == 0 && !a.request->failed_)
-        complete(*a.request);
+        fail(*a->request, error);
+      else if (--a->request->remaining_ == 0 && !a->request->failed_)
+        complete(*a->request);
     }
-    done = std::move(rest);
+    done.erase(done.begin(), group_end);
   }
 }
 

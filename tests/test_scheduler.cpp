@@ -84,6 +84,33 @@ TEST(Scheduler, ShortRequestDoesNotWaitForALongDocument) {
   EXPECT_EQ(long_doc->wait()[0].embeddings[0].size(), 128u);
 }
 
+TEST(Scheduler, SequencesWantingDifferentOutputsFinishInTheSameStep) {
+  // Embeddings and states of one request, interleaved: they finish together
+  // and are collected in two groups (this crashed the scheduler under mixed load).
+  std::mt19937 rng(12);
+  const std::vector<int32_t> a = random_tokens(rng, 20), b = random_tokens(rng, 20);
+  Engine::Wanted state_only;
+  state_only.heads = {false, false, false};
+  state_only.state = true;
+  auto reference = make_engine();
+  const Engine::Sequence sa{a}, sb{b};
+  const auto embedding = reference->run(std::span(&sa, 1), {})[0].embeddings[0];
+  const auto state = reference->run(std::span(&sb, 1), state_only)[0].state;
+
+  auto engine = make_engine();
+  Scheduler scheduler(*engine, {});
+  std::vector<SequenceJob> jobs{job(a), job(b), job(a), job(b)};
+  jobs[1].wanted = jobs[3].wanted = state_only;
+  const auto results = scheduler.submit(std::move(jobs))->wait();
+  ASSERT_EQ(results.size(), 4u);
+  for (size_t i : {0, 2}) EXPECT_EQ(results[i].embeddings[0], embedding) << i;
+  for (size_t i : {1, 3}) {
+    EXPECT_EQ(results[i].state.shift, state.shift) << i;
+    EXPECT_EQ(results[i].state.wkv, state.wkv) << i;
+  }
+  EXPECT_EQ(engine->free_slot_count(), engine->options().max_slots);
+}
+
 TEST(Scheduler, QueueBoundsGiveQueueFull) {
   std::mt19937 rng(7);
   auto engine = make_engine();
