@@ -186,12 +186,11 @@ STORAGES = {"0": b"\x3c" * 64, "1": b"\x3c" * 16, "2": b"\x3c" * 16}
 
 def torch_zip(pickle):
     buf = io.BytesIO()
+    entries = {"archive/data.pkl": pickle, "archive/byteorder": b"little", "archive/version": b"3\n"}
+    entries.update({f"archive/data/{key}": data for key, data in STORAGES.items()})
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
-        z.writestr("archive/data.pkl", pickle)
-        z.writestr("archive/byteorder", "little")
-        for key, data in STORAGES.items():
-            z.writestr(f"archive/data/{key}", data)
-        z.writestr("archive/version", "3\n")
+        for name, data in entries.items():
+            z.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), data)  # reproducible
     return buf.getvalue()
 
 
