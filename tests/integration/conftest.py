@@ -6,6 +6,7 @@ fixtures from $RWKV_FIXTURES_DIR or ../shared/fixtures.
 import json
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -17,6 +18,12 @@ import requests
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURES = pathlib.Path(os.environ.get("RWKV_FIXTURES_DIR", ROOT.parent / "shared" / "fixtures"))
 BINARY = pathlib.Path(os.environ.get("RWKV_EMB_SERVER", ROOT / "build" / "rwkv-emb-server"))
+
+
+# The first line of a report from a sanitizer build of the server
+# (scripts/sanitize.sh): ASan, LeakSanitizer, UBSan or TSan.
+SANITIZER_REPORT = re.compile(
+    r"^.*(==\d+==ERROR: \w+Sanitizer|WARNING: ThreadSanitizer|: runtime error: ).*$", re.MULTILINE)
 
 
 def free_port():
@@ -66,7 +73,11 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.log.close()
+        if not self.log.closed:  # the first call checks the output
+            output = self.output()
+            self.log.close()
+            report = SANITIZER_REPORT.search(output)
+            assert report is None, f"sanitizer report from the server: {report[0]}\n{output[-20000:]}"
         return self.proc.returncode
 
 
@@ -111,5 +122,10 @@ def make_server():
         return servers[-1]
 
     yield start
+    reports = []
     for s in servers:
-        s.terminate()
+        try:
+            s.terminate()
+        except AssertionError as e:  # a sanitizer report: stop the other servers first
+            reports.append(str(e))
+    assert not reports, "\n".join(reports)
