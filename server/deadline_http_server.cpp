@@ -24,6 +24,7 @@ constexpr double kMinBytesPerSecond = 64 * 1024;
 constexpr auto kIdleCheck = std::chrono::milliseconds(50);
 
 thread_local bool timed_out_here = false;
+thread_local bool close_requested_here = false;
 
 Clock::duration seconds_and_micros(time_t sec, time_t usec) {
   return std::chrono::seconds(sec) + std::chrono::microseconds(usec);
@@ -63,6 +64,7 @@ class DeadlineStream final : public httplib::Stream {
   void start_request() {
     deadline_ = Clock::now() + read_timeout_;
     timed_out_here = false;
+    close_requested_here = false;
   }
   // Bytes of the next (pipelined) request already read from the socket.
   bool has_buffered() const { return begin_ < end_; }
@@ -168,6 +170,8 @@ void refuse_connection(socket_t sock, Clock::duration write_timeout) {
 
 bool DeadlineHttpServer::request_timed_out() { return timed_out_here; }
 
+void DeadlineHttpServer::close_after_response() { close_requested_here = true; }
+
 bool DeadlineHttpServer::wait_for_request(socket_t sock) const {
   const Clock::time_point end = Clock::now() + std::chrono::seconds(keep_alive_timeout_sec_);
   while (svr_sock_ != INVALID_SOCKET) {
@@ -192,7 +196,7 @@ bool DeadlineHttpServer::process_and_close_socket(socket_t sock) {
       stream.start_request();
       bool closed = false;
       ok = process_request(stream, left == 1, closed, nullptr);
-      if (!ok || closed || timed_out_here) break;
+      if (!ok || closed || timed_out_here || close_requested_here) break;
     }
   }
   ::shutdown(sock, SHUT_RDWR);

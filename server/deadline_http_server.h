@@ -18,6 +18,9 @@ class DeadlineHttpServer : public httplib::Server {
  public:
   // True while the request being answered on this thread missed its deadline.
   static bool request_timed_out();
+  // Closes the connection once the request being answered on this thread is:
+  // for a request whose bytes httplib did not all read.
+  static void close_after_response();
 
  private:
   // Replaces httplib's connection loop: keep-alive requests, each under a deadline.

@@ -24,7 +24,10 @@ HttpServer::HttpServer(ServerContext& ctx) : ctx_(ctx) {
     listen_socket_ = sock;
   });
   http_.set_payload_max_length(o.max_body_bytes);
-  http_.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+  http_.set_pre_routing_handler([&ctx](const httplib::Request& req, httplib::Response& res) {
+    return screen_request(ctx, req, res);
+  });
+  http_.set_error_handler([&ctx](const httplib::Request& req, httplib::Response& res) {
     // Only statuses no route wrote a body for: unknown paths, oversized bodies.
     if (!res.body.empty()) return;
     if (DeadlineHttpServer::request_timed_out()) {
@@ -45,7 +48,21 @@ HttpServer::HttpServer(ServerContext& ctx) : ctx_(ctx) {
       send_error(res, ErrorStyle::kOpenAI,
                  api::ApiError::not_found("no route for " + req.method + " " + req.path));
     } else {
-      send_error(res, ErrorStyle::kOpenAI, api::ApiError(res.status, "request failed"));
+      // httplib could not read the request (an unknown method such as QUERY, a
+      // malformed line, header or multipart body): answer in the path's shape,
+      // and close the connection, whose next bytes may be this request's rest.
+      const std::string path =
+          req.path.empty() ? req.target.substr(0, req.target.find('?')) : req.path;
+      const std::vector<RouteSpec> routes = ctx.routes.match(path);
+      if (!routes.empty() && !route_for_method(routes, req.method)) {
+        send_method_not_allowed(res, routes, req.method);
+      } else {
+        send_error(res, routes.empty() ? ErrorStyle::kOpenAI : routes.front().errors,
+                   api::ApiError(res.status,
+                                 "the request could not be read (malformed request line, "
+                                 "headers or multipart body)"));
+      }
+      close_after_response(res);
     }
   });
   register_info_routes(http_, ctx);

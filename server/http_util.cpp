@@ -3,10 +3,13 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <set>
 #include <thread>
 
 #include "api/json_fields.h"
 #include "server/auth.h"
+#include "server/deadline_http_server.h"
 
 namespace rwkv::server {
 namespace {
@@ -39,6 +42,18 @@ void log_request(const RequestRecord& r, int status) {
   } else {
     spdlog::info("{} {} {} {:.1f}ms {}", r.method, r.path, status, seconds * 1000, r.remote);
   }
+}
+
+bool has_body(const httplib::Request& req) {
+  return req.has_header("Transfer-Encoding") ||
+         std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) > 0;
+}
+
+// httplib reads a body only for these methods (detail::expect_content), and
+// only when no pre-routing answer came first.
+bool httplib_reads_body(const std::string& method) {
+  static const std::set<std::string> read = {"POST", "PUT", "PATCH", "DELETE", "PRI"};
+  return read.contains(method);
 }
 
 nlohmann::json error_body(ErrorStyle style, const api::ApiError& e) {
@@ -101,16 +116,13 @@ void add_route(httplib::Server& http, ServerContext& ctx, const RouteSpec& spec,
     } else if (req.body.size() > ctx.options.max_body_bytes) {
       // httplib enforces the limit on Content-Length bodies only, not on chunked ones.
       send_error(res, spec.errors, api::ApiError::payload_too_large("request body too large"));
-    } else if (spec.needs_auth &&
-               !authorized(ctx.options.api_keys, req.get_header_value("Authorization"))) {
-      send_error(res, spec.errors, api::ApiError::unauthorized("invalid or missing API key"));
-      res.set_header("WWW-Authenticate", "Bearer");
     } else {
       run_guarded(handler, req, res, spec.errors);
     }
     current_request = nullptr;
     if (!record.deferred) log_request(record, res.status);
   };
+  ctx.routes.add(spec);
   if (spec.method == "GET")
     http.Get(spec.pattern, wrapped);
   else if (spec.method == "POST")
@@ -121,6 +133,42 @@ void add_route(httplib::Server& http, ServerContext& ctx, const RouteSpec& spec,
     http.Delete(spec.pattern, wrapped);
   else
     throw std::logic_error("unsupported method " + spec.method);
+}
+
+void close_after_response(httplib::Response& res) {
+  res.set_header("Connection", "close");
+  DeadlineHttpServer::close_after_response();
+}
+
+httplib::Server::HandlerResponse screen_request(ServerContext& ctx, const httplib::Request& req,
+                                                httplib::Response& res) {
+  if (has_body(req) && !httplib_reads_body(req.method)) close_after_response(res);
+  const std::vector<RouteSpec> routes = ctx.routes.match(req.path);
+  if (routes.empty()) return httplib::Server::HandlerResponse::Unhandled;
+  const RouteSpec* route = route_for_method(routes, req.method);
+  const RouteSpec& spec = route ? *route : routes.front();
+  // The key first: an unauthenticated client learns nothing, and its body is never read.
+  if (spec.needs_auth && !authorized(ctx.options.api_keys, req.get_header_value("Authorization"))) {
+    send_error(res, spec.errors, api::ApiError::unauthorized("invalid or missing API key"));
+    res.set_header("WWW-Authenticate", "Bearer");
+  } else if (!route) {
+    send_method_not_allowed(res, routes, req.method);
+  } else {
+    return httplib::Server::HandlerResponse::Unhandled;
+  }
+  if (has_body(req)) close_after_response(res);
+  ctx.in_flight++;
+  log_request({req.method, req.path, spec.pattern, req.remote_addr, Clock::now(), &ctx},
+              res.status);
+  return httplib::Server::HandlerResponse::Handled;
+}
+
+void send_method_not_allowed(httplib::Response& res, const std::vector<RouteSpec>& routes,
+                             const std::string& method) {
+  const std::string allow = allowed_methods(routes);
+  send_error(res, routes.front().errors,
+             api::ApiError(405, method + " is not served here; this path serves " + allow));
+  res.set_header("Allow", allow);
 }
 
 void respond_when_done(httplib::Response& res, ServerContext& ctx,

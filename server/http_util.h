@@ -13,25 +13,34 @@
 
 #include "api/api_error.h"
 #include "engine/scheduler.h"
+#include "server/route_table.h"
 #include "server/server_context.h"
 
 namespace rwkv::server {
 
-enum class ErrorStyle { kOpenAI, kCohere };
-
-struct RouteSpec {
-  std::string method;   // GET, POST, PUT, DELETE
-  std::string pattern;  // httplib path pattern, also the metrics label
-  ErrorStyle errors = ErrorStyle::kOpenAI;
-  bool needs_auth = true;
-};
-
 using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
 
-// Registers `handler` with authentication, error mapping (ApiError and the
-// scheduler's exceptions to 4xx/5xx in the route's error shape), metrics and
-// one access-log line per request.
+// Registers `handler` (and records it in ctx.routes) with error mapping
+// (ApiError and the scheduler's exceptions to 4xx/5xx in the route's error
+// shape), metrics and one access-log line per request.
 void add_route(httplib::Server& http, ServerContext& ctx, const RouteSpec& spec, Handler handler);
+
+// httplib's pre-routing handler: runs before httplib reads the body. Answers a
+// wrong API key (401) and a method the path does not serve (405 with Allow),
+// in the path's error shape. A body left unread (by these answers, or on a GET
+// and the like, whose bodies httplib never reads) gets the connection closed
+// after the answer, so that it is never parsed as the next request. Unknown
+// paths pass (404 later).
+httplib::Server::HandlerResponse screen_request(ServerContext& ctx, const httplib::Request& req,
+                                                httplib::Response& res);
+
+// Closes the connection after this answer: for a request whose bytes were not
+// all read, whose rest would otherwise be parsed as the next request.
+void close_after_response(httplib::Response& res);
+
+// The answer to a method that the known path of `routes` does not serve.
+void send_method_not_allowed(httplib::Response& res, const std::vector<RouteSpec>& routes,
+                             const std::string& method);
 
 void send_json(httplib::Response& res, int status, const nlohmann::json& body);
 void send_error(httplib::Response& res, ErrorStyle style, const api::ApiError& error);

@@ -11,6 +11,7 @@
 #include "engine/state_blob.h"
 #include "engine/state_store.h"
 #include "server/metrics.h"
+#include "server/route_table.h"
 
 namespace rwkv::server {
 
@@ -53,6 +54,7 @@ struct ServerContext {
   std::atomic<bool> ready{false};     // /health says 200
   std::atomic<bool> draining{false};  // shutting down: new work gets 503
   std::atomic<int> in_flight{0};      // HTTP requests not yet fully answered
+  RouteTable routes;                  // what is served where (add_route fills it)
 
   const std::string& model_name() const { return options.served_model_names.front(); }
   // True when `name` is empty (clients may omit it) or one of the served names.

@@ -213,10 +213,11 @@ def test_every_documented_route_exists_on_the_server(state_server, spec):
         check_response(spec, r, method, path)
 
 
-def test_unknown_routes_and_methods_answer_the_openai_404(fixture_server, spec):
+def test_unknown_routes_answer_the_openai_404(fixture_server, spec):
+    # (A method that a known path does not serve is 405: test_schemathesis.py.)
     declared = resolve(spec, spec["components"]["responses"]["OpenAINotFound"])
-    for r in (fixture_server.get("/v1/nothing"), fixture_server.post("/health", {}),
-              fixture_server.get("/v1/embeddings"), requests.delete(fixture_server.url + "/v1/rerank", timeout=60)):
+    for r in (fixture_server.get("/v1/nothing"), fixture_server.post("/nothing", {}),
+              requests.delete(fixture_server.url + "/v1/rerank/x", timeout=60)):
         assert r.status_code == 404, r.text
         check_declared_response(spec, declared, r, f"{r.request.method} {r.request.path_url} 404")
 
