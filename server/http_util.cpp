@@ -142,9 +142,12 @@ void close_after_response(httplib::Response& res) {
 
 httplib::Server::HandlerResponse screen_request(ServerContext& ctx, const httplib::Request& req,
                                                 httplib::Response& res) {
-  if (has_body(req) && !httplib_reads_body(req.method)) close_after_response(res);
+  const auto pass = [&] {
+    if (has_body(req) && !httplib_reads_body(req.method)) close_after_response(res);
+    return httplib::Server::HandlerResponse::Unhandled;
+  };
   const std::vector<RouteSpec> routes = ctx.routes.match(req.path);
-  if (routes.empty()) return httplib::Server::HandlerResponse::Unhandled;
+  if (routes.empty()) return pass();
   const RouteSpec* route = route_for_method(routes, req.method);
   const RouteSpec& spec = route ? *route : routes.front();
   // The key first: an unauthenticated client learns nothing, and its body is never read.
@@ -154,9 +157,9 @@ httplib::Server::HandlerResponse screen_request(ServerContext& ctx, const httpli
   } else if (!route) {
     send_method_not_allowed(res, routes, req.method);
   } else {
-    return httplib::Server::HandlerResponse::Unhandled;
+    return pass();
   }
-  if (has_body(req)) close_after_response(res);
+  if (has_body(req)) close_after_response(res);  // answered before its body was read
   ctx.in_flight++;
   log_request({req.method, req.path, spec.pattern, req.remote_addr, Clock::now(), &ctx},
               res.status);
