@@ -1,5 +1,6 @@
 #include "server/serve_command.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -264,6 +265,12 @@ int serve(ServerContext& ctx) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);  // inherited by every thread created below
   std::signal(SIGPIPE, SIG_IGN);
+  // Request bodies, token lists and state blobs are large and short-lived.
+  // glibc's default threshold rises to the largest block freed, after which
+  // such blocks come from the per-thread heaps, which keep their free space:
+  // RSS crept up under load (docs/reliability.md). Fixed, every block over
+  // 256 KiB is mapped and unmapped on its own. Engine steps do not allocate.
+  mallopt(M_MMAP_THRESHOLD, 256 << 10);
 
   load_model(ctx);
   ctx.state_dtype = parse_state_dtype(ctx.options.state_dtype).value_or(StateDtype::kFloat32);
