@@ -19,13 +19,19 @@ constexpr std::string_view kStateSuffix = ".state";
 constexpr std::string_view kTempSuffix = ".tmp";
 constexpr std::string_view kPublicOwnerDir = "_";  // owner "" (no API keys)
 
-std::string errno_text() { return std::strerror(errno); }
-
-// A failed file operation: out of space is StateStoreFull, anything else unavailable.
+// A failed file operation: out of space (or quota) is StateStoreFull (507: the
+// client can delete states), anything else, e.g. a read-only or unwritable
+// folder, StateStoreUnavailable (503: for the operator to fix). The paths go
+// to the log only.
 [[noreturn]] void io_failure(const std::string& what, const fs::path& path) {
-  const std::string message =
-      "state store: cannot " + what + " " + path.string() + ": " + errno_text();
-  if (errno == ENOSPC || errno == EDQUOT) throw StateStoreFull(message);
+  const int error = errno;
+  const std::string reason = std::strerror(error);
+  const std::string message = "state store: cannot " + what + " " + path.string() + ": " + reason;
+  if (error == ENOSPC || error == EDQUOT) {
+    spdlog::error("{}", message);
+    throw StateStoreFull("the state store's volume is full (" + reason +
+                         "); delete states or ask the operator for space");
+  }
   throw StateStoreUnavailable(message);
 }
 

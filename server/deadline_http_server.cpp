@@ -25,6 +25,8 @@ constexpr auto kIdleCheck = std::chrono::milliseconds(50);
 
 thread_local bool timed_out_here = false;
 thread_local bool close_requested_here = false;
+class DeadlineStream;
+thread_local const DeadlineStream* stream_here = nullptr;  // while a request is answered
 
 Clock::duration seconds_and_micros(time_t sec, time_t usec) {
   return std::chrono::seconds(sec) + std::chrono::microseconds(usec);
@@ -68,6 +70,13 @@ class DeadlineStream final : public httplib::Stream {
   }
   // Bytes of the next (pipelined) request already read from the socket.
   bool has_buffered() const { return begin_ < end_; }
+
+  // False once the client has closed its end (a streamed response stops then).
+  bool peer_open() const {
+    if (wait_for(sock_, POLLIN, Clock::duration::zero()) <= 0) return true;
+    char byte;
+    return ::recv(sock_, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+  }
 
   bool is_readable() const override {
     return has_buffered() || wait_for(sock_, POLLIN, read_wait()) > 0;
@@ -127,13 +136,6 @@ class DeadlineStream final : public httplib::Stream {
     return n;
   }
 
-  // False once the client has closed its end (a streamed response stops then).
-  bool peer_open() const {
-    if (wait_for(sock_, POLLIN, Clock::duration::zero()) <= 0) return true;
-    char byte;
-    return ::recv(sock_, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
-  }
-
   const socket_t sock_;
   const Clock::duration read_timeout_, write_timeout_;
   Clock::time_point deadline_{};
@@ -172,6 +174,8 @@ bool DeadlineHttpServer::request_timed_out() { return timed_out_here; }
 
 void DeadlineHttpServer::close_after_response() { close_requested_here = true; }
 
+bool DeadlineHttpServer::client_connected() { return !stream_here || stream_here->peer_open(); }
+
 bool DeadlineHttpServer::wait_for_request(socket_t sock) const {
   const Clock::time_point end = Clock::now() + std::chrono::seconds(keep_alive_timeout_sec_);
   while (svr_sock_ != INVALID_SOCKET) {
@@ -195,7 +199,9 @@ bool DeadlineHttpServer::process_and_close_socket(socket_t sock) {
       if (!stream.has_buffered() && !wait_for_request(sock)) break;
       stream.start_request();
       bool closed = false;
+      stream_here = &stream;
       ok = process_request(stream, left == 1, closed, nullptr);
+      stream_here = nullptr;
       if (!ok || closed || timed_out_here || close_requested_here) break;
     }
   }

@@ -21,6 +21,9 @@ class DeadlineHttpServer : public httplib::Server {
   // Closes the connection once the request being answered on this thread is:
   // for a request whose bytes httplib did not all read.
   static void close_after_response();
+  // False once the client of the request being answered on this thread has
+  // closed its connection: for handlers that wait before answering.
+  static bool client_connected();
 
  private:
   // Replaces httplib's connection loop: keep-alive requests, each under a deadline.

@@ -16,6 +16,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// How often a request waiting for the engine looks whether its client is still
+// there. Each look costs a wake-up (and, streamed, a write); half a second
+// keeps that small and still notices a closed client within ~1 s.
+constexpr auto kHeartbeat = std::chrono::milliseconds(500);
+
 // The request being handled on this thread, so that a response finished later
 // (streamed) is still logged and measured once, at its real end.
 struct RequestRecord {
@@ -82,6 +87,9 @@ void run_guarded(const Handler& handler, const httplib::Request& req, httplib::R
     res.set_header("Retry-After", "5");
   } catch (const StateStoreFull& e) {
     send_error(res, style, api::ApiError(507, e.what()));
+  } catch (const Cancelled&) {
+    res.status = 499;  // the client went away: nobody reads an answer
+
   } catch (const std::invalid_argument& e) {
     send_error(res, style, api::ApiError::bad_request(e.what()));
   } catch (const std::exception& e) {
@@ -193,9 +201,6 @@ void respond_when_done(httplib::Response& res, ServerContext& ctx,
   res.set_chunked_content_provider(
       "application/json; charset=utf-8",
       [pending, build](size_t, httplib::DataSink& sink) {
-        // Each waiting request costs a wake-up and a write per heartbeat; half
-        // a second keeps that small and still notices a closed client within ~1 s.
-        constexpr auto kHeartbeat = std::chrono::milliseconds(500);
         // Every streamed body starts with a space, then one per heartbeat; a
         // failed write means the client is gone.
         auto heartbeat = [&] {
@@ -221,6 +226,18 @@ void respond_when_done(httplib::Response& res, ServerContext& ctx,
       [record](bool success) {
         if (record->ctx) log_request(*record, success ? 200 : 499);
       });
+}
+
+void respond_after_done(httplib::Response& res, std::shared_ptr<PendingRequest> pending,
+                        std::function<nlohmann::json(std::vector<Engine::Result>&)> build) {
+  while (!pending->wait_for(kHeartbeat)) {
+    if (!DeadlineHttpServer::client_connected()) {
+      pending->cancel();
+      break;
+    }
+  }
+  auto results = pending->wait();  // throws Cancelled when the client went away
+  send_json(res, 200, build(results));
 }
 
 }  // namespace rwkv::server

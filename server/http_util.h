@@ -56,4 +56,10 @@ void respond_when_done(httplib::Response& res, ServerContext& ctx,
                        std::shared_ptr<PendingRequest> pending,
                        std::function<nlohmann::json(std::vector<Engine::Result>&)> build);
 
+// For requests whose outcome is only known at the end (storing states can
+// still fail: 507, 503): waits without sending anything, so the status is the
+// real one, and cancels the work when the client closes its connection.
+void respond_after_done(httplib::Response& res, std::shared_ptr<PendingRequest> pending,
+                        std::function<nlohmann::json(std::vector<Engine::Result>&)> build);
+
 }  // namespace rwkv::server

@@ -33,14 +33,15 @@ def free_port():
 
 
 class Server:
-    """One server process; `url` is its base address."""
+    """One server process; `url` is its base address. `prefix`: a command that
+    runs the server (it must exec it, so that proc.pid is the server's)."""
 
-    def __init__(self, *args, env=None):
+    def __init__(self, *args, env=None, prefix=()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(f"/tmp/rwkv-emb-server-{self.port}.log", "w+")
         self.proc = subprocess.Popen(
-            [str(BINARY), "serve", "--port", str(self.port), *args],
+            [*prefix, str(BINARY), "serve", "--port", str(self.port), *args],
             stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -117,8 +118,8 @@ def make_server():
     """Starts servers with custom flags; stops them after the test."""
     servers = []
 
-    def start(*args, env=None):
-        servers.append(Server(*args, env=env))
+    def start(*args, env=None, prefix=()):
+        servers.append(Server(*args, env=env, prefix=prefix))
         return servers[-1]
 
     yield start
