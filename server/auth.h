@@ -7,8 +7,9 @@
 
 namespace rwkv::server {
 
-// True when no keys are configured, or the header carries one of them. Keys
-// are compared in constant time so response timing reveals nothing about them.
+// True when no keys are configured, or the header carries one of them. The
+// SHA-256 digests of the keys are compared in constant time, all of them, so
+// response timing reveals nothing about the keys, not even their lengths.
 bool authorized(const std::vector<std::string>& keys, std::string_view authorization_header);
 
 // Who owns the states a request creates or may use (/v1/states): "" when no
