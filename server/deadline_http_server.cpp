@@ -24,6 +24,7 @@ constexpr double kMinBytesPerSecond = 64 * 1024;
 constexpr auto kIdleCheck = std::chrono::milliseconds(50);
 
 thread_local bool timed_out_here = false;
+thread_local Clock::time_point accepted_here{};  // of the connection being served
 thread_local bool close_requested_here = false;
 class DeadlineStream;
 thread_local const DeadlineStream* stream_here = nullptr;  // while a request is answered
@@ -62,9 +63,9 @@ class DeadlineStream final : public httplib::Stream {
   DeadlineStream(socket_t sock, Clock::duration read_timeout, Clock::duration write_timeout)
       : sock_(sock), read_timeout_(read_timeout), write_timeout_(write_timeout) {}
 
-  // A request starts: it has one read timeout to arrive.
-  void start_request() {
-    deadline_ = Clock::now() + read_timeout_;
+  // A request starts: it has one read timeout from `start` to arrive.
+  void start_request(Clock::time_point start) {
+    deadline_ = start + read_timeout_;
     timed_out_here = false;
     close_requested_here = false;
   }
@@ -143,6 +144,18 @@ class DeadlineStream final : public httplib::Stream {
   size_t begin_ = 0, end_ = 0;
 };
 
+// httplib's pool, noting when each connection was accepted (queued).
+class AcceptTimePool final : public httplib::ThreadPool {
+ public:
+  using httplib::ThreadPool::ThreadPool;
+  void enqueue(std::function<void()> fn) override {
+    httplib::ThreadPool::enqueue([fn = std::move(fn), accepted = Clock::now()] {
+      accepted_here = accepted;
+      fn();
+    });
+  }
+};
+
 // select(), which the system httplib uses, cannot watch such a socket.
 void refuse_connection(socket_t sock, Clock::duration write_timeout) {
   const std::string body =
@@ -170,21 +183,24 @@ void refuse_connection(socket_t sock, Clock::duration write_timeout) {
 
 }  // namespace
 
+DeadlineHttpServer::DeadlineHttpServer(int threads) {
+  new_task_queue = [threads] { return new AcceptTimePool(size_t(threads)); };
+}
+
 bool DeadlineHttpServer::request_timed_out() { return timed_out_here; }
 
 void DeadlineHttpServer::close_after_response() { close_requested_here = true; }
 
 bool DeadlineHttpServer::client_connected() { return !stream_here || stream_here->peer_open(); }
 
-bool DeadlineHttpServer::wait_for_request(socket_t sock) const {
-  const Clock::time_point end = Clock::now() + std::chrono::seconds(keep_alive_timeout_sec_);
-  while (svr_sock_ != INVALID_SOCKET) {
-    const Clock::time_point now = Clock::now();
-    if (now >= end) return false;
-    const int ready = wait_for(sock, POLLIN, std::min<Clock::duration>(end - now, kIdleCheck));
+bool DeadlineHttpServer::wait_for_request(socket_t sock, Clock::time_point since) const {
+  const Clock::time_point end = since + std::chrono::seconds(keep_alive_timeout_sec_);
+  for (;;) {  // a request already sent is read even when its wait is over
+    const Clock::duration left = end - Clock::now();
+    const int ready = wait_for(sock, POLLIN, std::clamp<Clock::duration>(left, {}, kIdleCheck));
     if (ready != 0) return ready > 0;
+    if (svr_sock_ == INVALID_SOCKET || Clock::now() >= end) return false;
   }
-  return false;
 }
 
 bool DeadlineHttpServer::process_and_close_socket(socket_t sock) {
@@ -196,8 +212,9 @@ bool DeadlineHttpServer::process_and_close_socket(socket_t sock) {
     DeadlineStream stream(sock, seconds_and_micros(read_timeout_sec_, read_timeout_usec_),
                           write_timeout);
     for (size_t left = keep_alive_max_count_; left > 0; --left) {
-      if (!stream.has_buffered() && !wait_for_request(sock)) break;
-      stream.start_request();
+      const Clock::time_point since = left == keep_alive_max_count_ ? accepted_here : Clock::now();
+      if (!stream.has_buffered() && !wait_for_request(sock, since)) break;
+      stream.start_request(since);
       bool closed = false;
       stream_here = &stream;
       ok = process_request(stream, left == 1, closed, nullptr);

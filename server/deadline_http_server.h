@@ -6,16 +6,22 @@
 // body) must arrive within the read timeout, plus one second per 64 KiB
 // received (a large upload over a slow link still makes it); otherwise the
 // client is answered 408 (request_timed_out() tells the error handler) and the
-// connection closed. A connection whose socket number the system httplib cannot
+// connection closed. The first request of a connection counts from its accept,
+// so connections that waited for a worker behind slow ones and are still
+// incomplete are cut at once. A connection whose socket number the system httplib cannot
 // watch (>= FD_SETSIZE: it would answer 500) is answered 503 with Retry-After.
 #pragma once
 
 #include <httplib.h>
 
+#include <chrono>
+
 namespace rwkv::server {
 
 class DeadlineHttpServer : public httplib::Server {
  public:
+  // `threads` workers serve the connections in the order they were accepted.
+  explicit DeadlineHttpServer(int threads);
   // True while the request being answered on this thread missed its deadline.
   static bool request_timed_out();
   // Closes the connection once the request being answered on this thread is:
@@ -29,8 +35,8 @@ class DeadlineHttpServer : public httplib::Server {
   // Replaces httplib's connection loop: keep-alive requests, each under a deadline.
   bool process_and_close_socket(socket_t sock) override;
   // Waits for the next request on a connection: false when the keep-alive
-  // timeout passes or the server stops.
-  bool wait_for_request(socket_t sock) const;
+  // timeout (counted from `since`) passes or the server stops.
+  bool wait_for_request(socket_t sock, std::chrono::steady_clock::time_point since) const;
 };
 
 }  // namespace rwkv::server

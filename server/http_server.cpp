@@ -7,12 +7,10 @@
 
 namespace rwkv::server {
 
-HttpServer::HttpServer(ServerContext& ctx) : ctx_(ctx) {
+// Requests wait on the engine in their worker thread: enough workers that
+// slow or idle connections (bounded by the read timeout) cannot starve the rest.
+HttpServer::HttpServer(ServerContext& ctx) : ctx_(ctx), http_(ctx.options.http_threads) {
   const ServerOptions& o = ctx.options;
-  // Requests wait on the engine in their worker thread: enough workers that
-  // slow or idle connections (bounded by the read timeout) cannot starve the rest.
-  const int threads = o.http_threads;
-  http_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http_.set_read_timeout(o.read_timeout_seconds, 0);
   http_.set_write_timeout(o.read_timeout_seconds, 0);
   http_.set_keep_alive_timeout(5);

@@ -91,6 +91,30 @@ def test_slow_loris_connections_are_cut_at_the_read_timeout_while_others_are_ser
 
 
 
+def test_slow_connections_beyond_the_worker_threads_are_cut_in_one_wave(make_server):
+    """40 trickling connections for 8 workers: those that waited for a worker
+    count their read timeout from their accept, so they are all cut around the
+    same moment (not in five waves of one timeout each), and a client queued
+    behind them is served then."""
+    timeout = 2
+    server = make_server("--http-threads", "8", "--read-timeout", str(timeout))
+    request = b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n" + b'{"input": "queued"}'
+    outcomes = [{} for _ in range(40)]
+    threads = [threading.Thread(target=trickle, args=(server.port, b"", request, 0.2, out)) for out in outcomes]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    r = server.post("/v1/embeddings", {"input": "behind the slow ones"})
+    answered = time.monotonic()
+    for t in threads:
+        t.join(60)
+    closed = sorted(o["closed_at"] for o in outcomes)
+    print(f"\n40 slow connections, 8 workers, read timeout {timeout} s: all closed within "
+          f"{closed[-1] - closed[0]:.1f} s of each other; the queued client answered "
+          f"{answered - closed[0]:+.1f} s after the first close")
+    assert r.status_code == 200, r.text
+    assert closed[-1] - closed[0] < timeout and answered < closed[0] + timeout
+
 def test_more_connections_than_select_can_watch_get_503_not_500(make_server):
     """The system httplib watches sockets with select(), which cannot take
     descriptors numbered FD_SETSIZE (1024) or more, and answered such
