@@ -1,0 +1,23 @@
+"""A one-minute run of bench/load_test.py against the fixture model: mixed
+traffic (embeddings, online rerank, state creation, upload, download, deletes
+and rerank of cached states) at 0.5x, 1x and 2x the measured capacity, with a
+16-request queue. bench/README.md has the numbers of the long soak."""
+import pathlib
+import sys
+
+from conftest import BINARY, ROOT, SANITIZER_REPORT
+
+sys.path.insert(0, str(ROOT / "bench"))
+import load_test  # noqa: E402
+
+
+def test_mixed_traffic_at_and_above_capacity(expected):
+    opts = load_test.parse_args([str(BINARY), "--capacity-seconds", "10", "--phase-seconds", "15"])
+    summary = load_test.run(opts.binary, opts)
+    load_test.report(summary)
+    # No 5xx, nothing lost or malformed, 429 only while the queue was full,
+    # the queue empty at the end, RSS within a generous bound after warm-up.
+    assert load_test.check(summary, max_rss_growth_mib=64) == [], summary["failures"]
+    assert summary["429"] > 0, "the 2x phase did not overload the server"
+    report = SANITIZER_REPORT.search(pathlib.Path(summary["server_log"]).read_text())  # sanitizer builds
+    assert report is None, report[0]
