@@ -568,6 +568,8 @@ def test_redis_outage_is_503_and_recovers(make_server, tmp_path, redis, offline)
               srv.get("/v1/states"), srv.get(f"/v1/states/{ids[0]}"), content(srv, ids[0])):
         assert r.status_code == 503, r.text
         assert r.headers.get("Retry-After")
+        body = r.json()
+        assert "state store is unavailable" in (body["error"] if "error" in body else body)["message"]
     assert "Connection refused" in srv.output()
     # Text-only requests do not need the store.
     assert rerank(srv, offline["query"], offline["documents"]).status_code == 200
