@@ -212,9 +212,10 @@ bool DeadlineHttpServer::process_and_close_socket(socket_t sock) {
     DeadlineStream stream(sock, seconds_and_micros(read_timeout_sec_, read_timeout_usec_),
                           write_timeout);
     for (size_t left = keep_alive_max_count_; left > 0; --left) {
-      const Clock::time_point since = left == keep_alive_max_count_ ? accepted_here : Clock::now();
-      if (!stream.has_buffered() && !wait_for_request(sock, since)) break;
-      stream.start_request(since);
+      const bool first = left == keep_alive_max_count_;
+      if (!stream.has_buffered() && !wait_for_request(sock, first ? accepted_here : Clock::now()))
+        break;
+      stream.start_request(first ? accepted_here : Clock::now());
       bool closed = false;
       stream_here = &stream;
       ok = process_request(stream, left == 1, closed, nullptr);

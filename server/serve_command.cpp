@@ -99,7 +99,9 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
           ->capture_default_str());
   env(cmd.add_option("--http-threads", o.http_threads, "HTTP worker threads")
           ->capture_default_str());
-  env(cmd.add_option("--read-timeout", o.read_timeout_seconds, "Seconds to wait for a slow client")
+  env(cmd.add_option("--read-timeout", o.read_timeout_seconds,
+                     "Seconds a client has to send a whole request (a connection's first: from its "
+                     "accept), plus 1 s per 64 KiB received; beyond: 408 and closed")
           ->capture_default_str());
   env(cmd.add_option("--api-key", o.api_keys, "Accepted Bearer key(s); none: no authentication")
           ->delimiter(','));
