@@ -58,7 +58,8 @@ for stage in "${stages[@]}"; do
     asan-http)
       timed "asan build" scripts/sanitized-build.sh asan --target rwkv-emb-server
       timed "asan HTTP tests" env RWKV_EMB_SERVER="$PWD/$ASAN_BUILD_DIR/rwkv-emb-server" \
-        python3 -m pytest -q -p no:cacheprovider tests/integration
+        RWKV_EMB_SANITIZER=address,undefined python3 -m pytest -q -p no:cacheprovider -rs \
+        --durations=10 tests/integration
       ;;
     tsan)
       timed "tsan build" scripts/sanitized-build.sh tsan --target rwkv_scheduler_tests

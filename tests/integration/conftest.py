@@ -24,6 +24,13 @@ BINARY = pathlib.Path(os.environ.get("RWKV_EMB_SERVER", ROOT / "build" / "rwkv-e
 # (scripts/sanitize.sh): ASan, LeakSanitizer, UBSan or TSan.
 SANITIZER_REPORT = re.compile(
     r"^.*(==\d+==ERROR: \w+Sanitizer|WARNING: ThreadSanitizer|: runtime error: ).*$", re.MULTILINE)
+# The sanitizers BINARY is built with ("address,undefined"), set by scripts/sanitize.sh; "" otherwise.
+SANITIZER = os.environ.get("RWKV_EMB_SANITIZER", "")
+
+
+def skip_under_sanitizers(reason):
+    """Marks a test that makes no sense against a sanitizer build of the server (`reason` says why)."""
+    return pytest.mark.skipif(bool(SANITIZER), reason=f"server built with {SANITIZER}: {reason}")
 
 
 def free_port():

@@ -17,7 +17,7 @@ import time
 import pytest
 import requests
 
-from conftest import FIXTURES, fail_to_start
+from conftest import FIXTURES, SANITIZER, fail_to_start
 from test_http_lifecycle import queue_depth, text_of
 
 
@@ -327,8 +327,9 @@ def test_repeated_disconnects_cancel_the_work_and_free_everything(make_server):
     growth = rss[-1] - rss[1]
     print(f"\nRSS after each of {rounds} rounds of 3 abandoned requests (MiB): "
           f"{' '.join(f'{r / 1024:.1f}' for r in rss)}; growth after the first two: {growth / 1024:.1f} MiB")
-    # A leaked request would hold at least its 800 KB body: 8 rounds of 3, 19 MiB.
-    assert growth < 8 * 1024, rss
+    # A leaked request would hold at least its 800 KB body: 8 rounds of 3, 19 MiB. Under ASan,
+    # whose quarantine holds freed memory, LeakSanitizer checks for leaks at exit instead.
+    assert growth < 8 * 1024 or SANITIZER, rss
 
 
 def test_sigterm_under_load_finishes_accepted_work_and_keeps_accepted_states(make_server, tmp_path):
