@@ -18,8 +18,10 @@ APT_PACKAGES=(
   libhiredis-dev libgtest-dev libgmock-dev
   python3 python3-pip python3-yaml
 )
-# The tests: a real Redis, formatting, the deployment lint (scripts/lint-deploy.sh).
-TEST_APT_PACKAGES=(redis-server python3-venv clang-format shellcheck docker-compose)
+# The tests: a real Redis, formatting, the deployment lint (scripts/lint-deploy.sh), and
+# clang with its sanitizer and libFuzzer runtimes, OpenMP and symbolizer (sanitize.sh, fuzz.sh).
+TEST_APT_PACKAGES=(redis-server python3-venv clang-format shellcheck docker-compose
+                   clang libclang-rt-14-dev libomp-dev llvm)
 ((BUILD_ONLY)) || APT_PACKAGES+=("${TEST_APT_PACKAGES[@]}")
 
 missing=()
