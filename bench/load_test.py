@@ -49,14 +49,13 @@ import os
 import pathlib
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from server_bench import HOST, free_port, get, make_texts, percentile, post_json, read_metrics  # noqa: E402
+from server_bench import HOST, ServerProcess, get, make_texts, percentile, post_json, read_metrics  # noqa: E402
 
 FIXTURES = pathlib.Path(os.environ.get("RWKV_FIXTURES_DIR",
                                        pathlib.Path(__file__).resolve().parents[2] / "shared" / "fixtures"))
@@ -74,43 +73,15 @@ MIX = {
 }
 
 
-class Server:
-    """The binary on a free loopback port, its log in a temporary file."""
+class Server(ServerProcess):
+    """The server with a disk state store in `state_dir`."""
 
     def __init__(self, binary, server_args, state_dir):
-        self.port = free_port()
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="rwkv-emb-load-", suffix=".log", delete=False)
-        cmd = [binary, "serve", "--host", HOST, "--port", str(self.port), "--state-dir", str(state_dir),
-               *server_args]
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.time() + 120
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; log: {self.log.name}")
-            try:
-                if get(self.port, "/health", timeout=2)[0] == 200:
-                    return
-            except OSError:
-                pass
-            if time.time() > deadline:
-                self.stop()
-                raise RuntimeError(f"server not healthy after 120 s; log: {self.log.name}")
-            time.sleep(0.1)
+        super().__init__(binary, ["--state-dir", str(state_dir), *server_args], "rwkv-emb-load-")
 
     def rss_kib(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
             return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
 
 
 class StatePool:

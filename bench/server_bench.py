@@ -217,12 +217,14 @@ def self_cpu():
     return r.ru_utime + r.ru_stime
 
 
-class Server:
-    def __init__(self, binary, shape, args, extra_args):
+class ServerProcess:
+    """`serve` with `args` on a free loopback port, its log in a temporary file
+    named after `log_prefix`; returns once /health answers (at most 180 s)."""
+
+    def __init__(self, binary, args, log_prefix):
         self.port = free_port()
-        self.log = tempfile.NamedTemporaryFile("w+", prefix=f"rwkv-emb-bench-{shape}-", suffix=".log", delete=False)
-        cmd = [binary, "serve", "--host", HOST, "--port", str(self.port), "--demo-shape", shape,
-               "--http-threads", str(args.http_threads), "--threads", str(args.threads), *extra_args]
+        self.log = tempfile.NamedTemporaryFile("w+", prefix=log_prefix, suffix=".log", delete=False)
+        cmd = [binary, "serve", "--host", HOST, "--port", str(self.port), *args]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.time() + 180
         while True:
@@ -230,13 +232,31 @@ class Server:
                 raise RuntimeError(f"server exited with {self.proc.returncode}; log: {self.log.name}")
             try:
                 if get(self.port, "/health", timeout=2)[0] == 200:
-                    break
+                    return
             except OSError:
                 pass
             if time.time() > deadline:
                 self.stop()
                 raise RuntimeError(f"server not healthy after 180 s; log: {self.log.name}")
             time.sleep(0.1)
+
+    def stop(self):
+        """SIGTERM, then SIGKILL after 60 s; the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+class Server(ServerProcess):
+    def __init__(self, binary, shape, args, extra_args):
+        super().__init__(binary, ["--demo-shape", shape, "--http-threads", str(args.http_threads),
+                                  "--threads", str(args.threads), *extra_args], f"rwkv-emb-bench-{shape}-")
         # httplib creates its worker pool when it starts listening, after every
         # other thread that exists by then, so those are the newest thread ids
         # now. Threads created later (the OpenMP team of the scheduler thread,
@@ -262,16 +282,6 @@ class Server:
         per = thread_cpu(self.proc.pid)
         http = sum(v for t, v in per.items() if t in self.http_tids)
         return sum(per.values()), http
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 # ---------------------------------------------------------------------------
