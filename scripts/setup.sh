@@ -18,10 +18,11 @@ APT_PACKAGES=(
   libhiredis-dev libgtest-dev libgmock-dev
   python3 python3-pip python3-yaml
 )
-# The tests: a real Redis, formatting, the deployment lint (scripts/lint-deploy.sh), and
-# clang with its sanitizer and libFuzzer runtimes, OpenMP and symbolizer (sanitize.sh, fuzz.sh).
+# The tests: a real Redis, formatting, the deployment lint (scripts/lint-deploy.sh),
+# clang with its sanitizer and libFuzzer runtimes, OpenMP and symbolizer (sanitize.sh, fuzz.sh),
+# and unshare, nsenter and mount for the full and read-only state volume tests (test_faults.py).
 TEST_APT_PACKAGES=(redis-server python3-venv clang-format shellcheck docker-compose
-                   clang libclang-rt-14-dev libomp-dev llvm)
+                   clang libclang-rt-14-dev libomp-dev llvm util-linux mount)
 ((BUILD_ONLY)) || APT_PACKAGES+=("${TEST_APT_PACKAGES[@]}")
 
 missing=()
