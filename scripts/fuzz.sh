@@ -3,7 +3,7 @@
 # for a bounded time; fails on any crash, leak, timeout, out-of-memory or
 # sanitizer report, and names the input that caused it.
 #   scripts/fuzz.sh [target...]          (default: every tests/fuzz/fuzz_*.cpp)
-# FUZZ_SECONDS per target (default 60), FUZZ_JOBS targets at a time (default:
+# FUZZ_SECONDS per target (default 60), FUZZ_JOBS targets at a time (default: JOBS or
 # the cores), ASAN_BUILD_DIR (default build-asan). Seeds: tests/fuzz/corpus/<target>
 # (read-only) plus, for fuzz_pickle, the data.pkl of each ../shared/fixtures/*.pth
 # when present. New inputs go to $ASAN_BUILD_DIR/fuzz-corpus/<target>, crash
@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-FUZZ_JOBS=${FUZZ_JOBS:-$(nproc)}
+FUZZ_JOBS=${FUZZ_JOBS:-${JOBS:-$(nproc)}}
 ASAN_BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}
 export ASAN_BUILD_DIR
 FIXTURES=${RWKV_FIXTURES_DIR:-../shared/fixtures}

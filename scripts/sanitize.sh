@@ -28,6 +28,7 @@ timed() {
   shift
   "$@"
   timings+=("$name: $((SECONDS - start)) s")
+  echo "sanitizers: ${timings[-1]}"
 }
 
 # Runs a gtest binary as JOBS shards side by side; prints a shard's log when it fails.
@@ -73,4 +74,4 @@ for stage in "${stages[@]}"; do
     *) echo "unknown stage '$stage' (asan-unit, asan-http, tsan)" >&2; exit 2 ;;
   esac
 done
-printf 'sanitizers: %s\n' "${timings[@]}"
+echo "sanitizers: ${timings[*]/%/;}"

@@ -14,3 +14,7 @@ scripts/setup.sh
 export OMP_WAIT_POLICY=PASSIVE
 BUILD_DIR=$BUILD_DIR JOBS=$JOBS scripts/build.sh -DRWKV_EMB_WERROR=ON
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" --timeout 600
+# The same tests under sanitizers, then every fuzz target for FUZZ_SECONDS
+# (30 here, to keep CI within its time; scripts/fuzz.sh alone runs 60).
+JOBS=$JOBS scripts/sanitize.sh
+JOBS=$JOBS FUZZ_SECONDS=${FUZZ_SECONDS:-30} scripts/fuzz.sh
