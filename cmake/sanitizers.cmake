@@ -1,8 +1,8 @@
 # Sanitizer and fuzzing builds (scripts/sanitize.sh, scripts/fuzz.sh).
 #   -DRWKV_EMB_SANITIZE=address,undefined   every target with ASan + UBSan
 #   -DRWKV_EMB_SANITIZE=thread              every target with TSan
-#   -DRWKV_EMB_FUZZ=ON                      coverage for libFuzzer and the
-#                                           tests/fuzz targets (clang only)
+#   -DRWKV_EMB_FUZZ=ON                      the tests/fuzz targets and the engine's
+#                                           coverage for libFuzzer (clang only)
 # Included before any target is defined, so the flags reach all of them.
 set(RWKV_EMB_SANITIZE "" CACHE STRING
     "Sanitizers for every target (-fsanitize=...), e.g. address,undefined or thread")
@@ -24,8 +24,5 @@ if(RWKV_EMB_FUZZ)
   if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
     message(FATAL_ERROR "RWKV_EMB_FUZZ needs clang (libFuzzer): -DCMAKE_CXX_COMPILER=clang++")
   endif()
-  # Coverage feedback for libFuzzer in every library the targets call; the
-  # fuzz targets alone link the libFuzzer runtime (tests/fuzz/CMakeLists.txt).
-  add_compile_options($<$<COMPILE_LANGUAGE:CXX>:-fsanitize=fuzzer-no-link>)
   message(STATUS "Fuzz targets: ON")
 endif()
