@@ -12,7 +12,7 @@ import load_test  # noqa: E402
 
 
 @skip_under_sanitizers("ASan's quarantine holds freed memory, so RSS grows past the bound, and its "
-                       "minute of traffic would be the longest sanitized test; the other HTTP tests take the same routes")
+                       "minute of traffic would lengthen the sanitized run; the other HTTP tests take the same routes")
 def test_mixed_traffic_at_and_above_capacity(expected):
     opts = load_test.parse_args([str(BINARY), "--capacity-seconds", "10", "--phase-seconds", "15"])
     summary = load_test.run(opts.binary, opts)
