@@ -99,6 +99,16 @@ class Backend {
 
   // The dtype this backend stores a [rows, cols] weight matrix in.
   virtual MatmulDtype matrix_dtype(int rows, int cols, MatrixInput input) const = 0;
+  // Bytes of backend memory for a [rows, cols] matrix of that dtype in this
+  // backend's layout, and its upload from host_src (row-major, of that dtype).
+  // The default layout is the row-major one.
+  virtual size_t matrix_bytes(int rows, int cols, MatmulDtype dtype) const {
+    return size_t(rows) * cols * matmul_dtype_size(dtype);
+  }
+  virtual void upload_matrix(void* dst, const void* host_src, int rows, int cols,
+                             MatmulDtype dtype) {
+    to_device(dst, host_src, matrix_bytes(rows, cols, dtype));
+  }
   // Makes room (now) for the scratch of products of up to max_rows rows by
   // matrices of up to max_width rows and columns, so that later products
   // within these sizes allocate nothing.

@@ -1,7 +1,7 @@
-// CPU backend: OpenBLAS sgemm for the matrix products, OpenMP threads for the
-// rest. Every op computes each sequence (and each token) on its own, in a fixed
-// order, so results do not depend on what else is in the batch.
-#include <cblas.h>
+// CPU backend: the matrix products of kernels/cpu/gemm (one fixed chain of
+// fused multiply-adds per output), OpenMP threads for the rest. Every op
+// computes each sequence (and each token) on its own, in a fixed order, so
+// results do not depend on what else is in the batch or on the thread count.
 #include <omp.h>
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/cpu/gemm.h"
 
 namespace rwkv::kernels {
 namespace {
@@ -37,14 +38,12 @@ inline void moments(const float* x, int n, float eps, float& mean, float& rstd) 
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(int threads) {
-    if (threads > 0) {
-      omp_set_num_threads(threads);
-      openblas_set_num_threads(threads);
-    }
+    if (threads > 0) omp_set_num_threads(threads);
   }
 
   std::string name() const override {
-    return "cpu (OpenBLAS, " + std::to_string(omp_get_max_threads()) + " threads)";
+    return std::string("cpu (") + cpu::isa_name(cpu::best_isa()) + ", " +
+           std::to_string(omp_get_max_threads()) + " threads)";
   }
 
   void release(void* ptr) override { ::operator delete (ptr, std::align_val_t{64}); }
@@ -58,29 +57,19 @@ class CpuBackend final : public Backend {
 
   // Every matrix stays float32: this backend has no faster half-precision path.
   MatmulDtype matrix_dtype(int, int, MatrixInput) const override { return MatmulDtype::kFloat32; }
-  // The padded remainder tile of matmul, at its largest.
-  void reserve_matmul(int, int max_width) override {
-    tile_x_.reserve(size_t(kRowTile) * max_width);
-    tile_y_.reserve(size_t(kRowTile) * max_width);
+  // Matrices are stored in the packed layout of the product kernel.
+  size_t matrix_bytes(int rows, int cols, MatmulDtype) const override {
+    return sizeof(float) * cpu::packed_size(rows, cols);
   }
+  void upload_matrix(void* dst, const void* host_src, int rows, int cols, MatmulDtype) override {
+    cpu::pack_weights(static_cast<const float*>(host_src), rows, cols, static_cast<float*>(dst));
+  }
+  // The product kernel needs no scratch.
+  void reserve_matmul(int, int) override {}
 
-  // OpenBLAS computes a row with a different summation order when it falls in
-  // a partial tile (or a tiny-matrix path), so a row's result would depend on
-  // how many rows share the call. Full tiles of kRowTile rows all take the same
-  // path: the remainder rows are computed as one zero-padded full tile.
   void matmul(int M, const float* x, const Matrix& matrix, float* y, bool accumulate) override {
-    const int N = matrix.rows, K = matrix.cols;
-    const float* w = static_cast<const float*>(matrix.data);
-    const int main_rows = M - M % kRowTile, tail = M - main_rows;
-    if (main_rows > 0) sgemm(main_rows, N, K, x, w, y, accumulate);
-    if (tail == 0) return;
-    tile_x_.assign(size_t(kRowTile) * K, 0.0f);
-    tile_y_.assign(size_t(kRowTile) * N, 0.0f);
-    std::memcpy(tile_x_.data(), x + int64_t(main_rows) * K, sizeof(float) * tail * K);
-    float* y_tail = y + int64_t(main_rows) * N;
-    if (accumulate) std::memcpy(tile_y_.data(), y_tail, sizeof(float) * tail * N);
-    sgemm(kRowTile, N, K, tile_x_.data(), w, tile_y_.data(), accumulate);
-    std::memcpy(y_tail, tile_y_.data(), sizeof(float) * tail * N);
+    cpu::gemm(M, matrix.rows, matrix.cols, x, static_cast<const float*>(matrix.data), y,
+              accumulate);
   }
 
   void gather_rows(const int32_t* tokens, int T, const float* table, int C, float* out) override {
@@ -261,14 +250,6 @@ class CpuBackend final : public Backend {
   }
 
  private:
-  static constexpr int kRowTile = 16;
-
-  static void sgemm(int M, int N, int K, const float* x, const float* w, float* y,
-                    bool accumulate) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K,
-                accumulate ? 1.0f : 0.0f, y, N);
-  }
-
   static void normalize_row(const float* x, int C, const float* weight, const float* bias,
                             float eps, float* y) {
     float mean, rstd;
@@ -306,8 +287,6 @@ class CpuBackend final : public Backend {
       y[i] = yi;
     }
   }
-
-  std::vector<float> tile_x_, tile_y_;  // the padded remainder tile of matmul
 };
 
 }  // namespace

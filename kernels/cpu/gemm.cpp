@@ -1,0 +1,225 @@
+#include "kernels/cpu/gemm.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+namespace rwkv::kernels::cpu {
+namespace {
+
+// Blocking: a kKc-deep slice of one panel (32 KiB) stays in L1 while the row
+// tiles of a kMc-row block (144 KiB of x) stream from L2. Neither changes any
+// element's chain of fused multiply-adds, only when its accumulator is parked
+// in y between slices.
+constexpr int kKc = 256;
+constexpr int kMc = 144;  // a multiple of every kernel's tile height
+
+// One tile: rows × ncols outputs of one panel, over a kc-deep slice of k.
+struct Tile {
+  int kc = 0;
+  const float* a = nullptr;  // x at (first row, first k of the slice)
+  int lda = 0;
+  const float* b = nullptr;  // the panel at the first k of the slice
+  float* c = nullptr;        // y at (first row, first column of the panel)
+  int ldc = 0;
+  int ncols = 0;        // valid columns of the panel (kPanel but in the last panel)
+  bool load_c = false;  // continue the chains from c (else start from 0)
+};
+
+// ---- AVX-512: tiles of up to 12 rows × 32 columns (24 accumulators) --------
+
+__attribute__((target("avx512f"))) inline __mmask16 lane_mask(int n) {
+  return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+}
+
+template <int MR>
+__attribute__((target("avx512f"))) void tile_avx512(const Tile& t) {
+  const __mmask16 m0 = lane_mask(t.ncols), m1 = lane_mask(t.ncols - 16);
+  __m512 acc0[MR], acc1[MR];
+  for (int i = 0; i < MR; ++i) {
+    const float* c = t.c + int64_t(i) * t.ldc;
+    acc0[i] = t.load_c ? _mm512_maskz_loadu_ps(m0, c) : _mm512_setzero_ps();
+    acc1[i] = t.load_c ? _mm512_maskz_loadu_ps(m1, c + 16) : _mm512_setzero_ps();
+  }
+  const float* a = t.a;
+  const float* b = t.b;
+  for (int k = 0; k < t.kc; ++k, ++a, b += kPanel) {
+    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[int64_t(i) * t.lda]);
+      acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
+      acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    float* c = t.c + int64_t(i) * t.ldc;
+    _mm512_mask_storeu_ps(c, m0, acc0[i]);
+    _mm512_mask_storeu_ps(c + 16, m1, acc1[i]);
+  }
+}
+
+// ---- AVX2: tiles of up to 6 rows × 16 columns (one half of a panel) --------
+
+template <int MR>
+__attribute__((target("avx2,fma"))) void half_tile_avx2(const Tile& t, int half) {
+  const int ncols = std::clamp(t.ncols - 16 * half, 0, 16);
+  if (ncols == 0) return;
+  // A partial half goes through a full-width buffer: AVX2 has no cheap masks.
+  float buffer[MR * 16];
+  float* c = t.c + 16 * half;
+  int ldc = t.ldc;
+  if (ncols < 16) {
+    for (int i = 0; i < MR; ++i) std::memcpy(buffer + i * 16, c + int64_t(i) * ldc, 4 * ncols);
+    c = buffer;
+    ldc = 16;
+  }
+  __m256 acc0[MR], acc1[MR];
+  for (int i = 0; i < MR; ++i) {
+    acc0[i] = t.load_c ? _mm256_loadu_ps(c + int64_t(i) * ldc) : _mm256_setzero_ps();
+    acc1[i] = t.load_c ? _mm256_loadu_ps(c + int64_t(i) * ldc + 8) : _mm256_setzero_ps();
+  }
+  const float* a = t.a;
+  const float* b = t.b + 16 * half;
+  for (int k = 0; k < t.kc; ++k, ++a, b += kPanel) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    for (int i = 0; i < MR; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(a + int64_t(i) * t.lda);
+      acc0[i] = _mm256_fmadd_ps(ai, b0, acc0[i]);
+      acc1[i] = _mm256_fmadd_ps(ai, b1, acc1[i]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    _mm256_storeu_ps(c + int64_t(i) * ldc, acc0[i]);
+    _mm256_storeu_ps(c + int64_t(i) * ldc + 8, acc1[i]);
+  }
+  if (c == buffer)
+    for (int i = 0; i < MR; ++i)
+      std::memcpy(t.c + 16 * half + int64_t(i) * t.ldc, buffer + i * 16, 4 * ncols);
+}
+
+template <int MR>
+void tile_avx2(const Tile& t) {
+  half_tile_avx2<MR>(t, 0);
+  half_tile_avx2<MR>(t, 1);
+}
+
+// ---- Portable: any x86-64 (std::fma is exact, if slow without FMA units) ---
+
+template <int MR>
+void tile_portable(const Tile& t) {
+  float acc[MR][kPanel];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < kPanel; ++j)
+      acc[i][j] = t.load_c && j < t.ncols ? t.c[int64_t(i) * t.ldc + j] : 0.0f;
+  for (int k = 0; k < t.kc; ++k)
+    for (int i = 0; i < MR; ++i) {
+      const float ai = t.a[int64_t(i) * t.lda + k];
+      for (int j = 0; j < kPanel; ++j) acc[i][j] = std::fma(ai, t.b[k * kPanel + j], acc[i][j]);
+    }
+  for (int i = 0; i < MR; ++i) std::memcpy(t.c + int64_t(i) * t.ldc, acc[i], 4 * t.ncols);
+}
+
+// Runs the kernel<rows> of one family, for rows = 1..sizeof...(I).
+template <void (*... kernel)(const Tile&)>
+void tile_of_height(int rows, const Tile& t) {
+  int height = 0;
+  ((++height == rows ? kernel(t) : void()), ...);
+}
+
+template <size_t... I>
+void avx512_rows(int rows, const Tile& t, std::index_sequence<I...>) {
+  tile_of_height<tile_avx512<int(I) + 1>...>(rows, t);
+}
+template <size_t... I>
+void avx2_rows(int rows, const Tile& t, std::index_sequence<I...>) {
+  tile_of_height<tile_avx2<int(I) + 1>...>(rows, t);
+}
+template <size_t... I>
+void portable_rows(int rows, const Tile& t, std::index_sequence<I...>) {
+  tile_of_height<tile_portable<int(I) + 1>...>(rows, t);
+}
+
+int tile_height(Isa isa) { return isa == Isa::kAvx512 ? 12 : isa == Isa::kAvx2 ? 6 : 4; }
+
+void run_tile(Isa isa, int rows, const Tile& t) {
+  switch (isa) {
+    case Isa::kAvx512:
+      return avx512_rows(rows, t, std::make_index_sequence<12>());
+    case Isa::kAvx2:
+      return avx2_rows(rows, t, std::make_index_sequence<6>());
+    case Isa::kPortable:
+      return portable_rows(rows, t, std::make_index_sequence<4>());
+  }
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  return isa == Isa::kAvx512 ? "AVX-512" : isa == Isa::kAvx2 ? "AVX2+FMA" : "portable";
+}
+
+Isa best_isa() {
+  static const Isa isa = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return Isa::kAvx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::kAvx2;
+    return Isa::kPortable;
+  }();
+  return isa;
+}
+
+size_t packed_size(int rows, int cols) {
+  return size_t((rows + kPanel - 1) / kPanel) * kPanel * cols;
+}
+
+void pack_weights(const float* w, int rows, int cols, float* packed) {
+  const int panels = (rows + kPanel - 1) / kPanel;
+  for (int p = 0; p < panels; ++p) {
+    float* panel = packed + size_t(p) * kPanel * cols;
+    for (int k = 0; k < cols; ++k)
+      for (int j = 0; j < kPanel; ++j) {
+        const int row = p * kPanel + j;
+        panel[size_t(k) * kPanel + j] = row < rows ? w[size_t(row) * cols + k] : 0.0f;
+      }
+  }
+}
+
+void gemm(int M, int N, int K, const float* x, const float* packed, float* y, bool accumulate,
+          Isa isa) {
+  if (M <= 0 || N <= 0) return;
+  if (K == 0) {
+    if (!accumulate) std::memset(y, 0, sizeof(float) * size_t(M) * N);
+    return;
+  }
+  const int panels = (N + kPanel - 1) / kPanel;
+  const int blocks = (M + kMc - 1) / kMc;
+  const int height = tile_height(isa);
+  // A work item is one row block × one panel; consecutive items of a thread
+  // share the row block, which stays in its L2.
+#pragma omp parallel for schedule(static)
+  for (int item = 0; item < blocks * panels; ++item) {
+    const int block = item / panels, p = item % panels;
+    const int m_end = std::min(M, (block + 1) * kMc);
+    Tile t;
+    t.lda = K;
+    t.ldc = N;
+    t.ncols = std::min(kPanel, N - p * kPanel);
+    for (int k0 = 0; k0 < K; k0 += kKc) {
+      t.kc = std::min(kKc, K - k0);
+      t.b = packed + (size_t(p) * K + k0) * kPanel;
+      t.load_c = accumulate || k0 > 0;
+      for (int m = block * kMc; m < m_end; m += height) {
+        t.a = x + int64_t(m) * K + k0;
+        t.c = y + int64_t(m) * N + p * kPanel;
+        run_tile(isa, std::min(height, m_end - m), t);
+      }
+    }
+  }
+}
+
+}  // namespace rwkv::kernels::cpu
