@@ -18,12 +18,21 @@ bool fixtures_present() {
   return std::filesystem::exists(std::filesystem::path(fixtures_dir()) / "expected.json");
 }
 
+namespace {
+nlohmann::json parse_fixture(const std::string& file) {
+  std::ifstream in(std::filesystem::path(fixtures_dir()) / file);
+  if (!in) throw std::runtime_error("cannot open " + file + " in " + fixtures_dir());
+  return nlohmann::json::parse(in);
+}
+}  // namespace
+
 const nlohmann::json& expected() {
-  static const nlohmann::json j = [] {
-    std::ifstream in(std::filesystem::path(fixtures_dir()) / "expected.json");
-    if (!in) throw std::runtime_error("cannot open expected.json in " + fixtures_dir());
-    return nlohmann::json::parse(in);
-  }();
+  static const nlohmann::json j = parse_fixture("expected.json");
+  return j;
+}
+
+const nlohmann::json& protocol() {
+  static const nlohmann::json j = parse_fixture("protocol.json");
   return j;
 }
 

@@ -15,6 +15,8 @@ std::string fixtures_dir();
 bool fixtures_present();
 // expected.json, parsed once.
 const nlohmann::json& expected();
+// protocol.json (token ids of the input protocol), parsed once.
+const nlohmann::json& protocol();
 // A float32 state file referenced as {"file","shape","dtype"} in expected.json.
 std::vector<float> load_state_file(const nlohmann::json& ref);
 std::vector<float> to_floats(const nlohmann::json& array);  // flattens nested arrays

@@ -1,12 +1,24 @@
-// A text's outputs must not depend on what it was batched with or how it was
-// chunked across engine steps (MODEL.md "Exactness").
+// A text's outputs must not depend on what it was batched with, how it was
+// chunked across engine steps, or the thread count (MODEL.md "Exactness"):
+// embeddings of every head, the final state and the rerank logit, bit for
+// bit. Checked on the fixture checkpoints and on random models of other
+// shapes (widths that are not powers of two, other layer counts), with the
+// token ids of real texts (the fixtures' texts and the input protocol's
+// multi-EOS cases), inputs shorter than one product tile, an EOS-only input
+// and inputs long enough to be split across steps.
 #include <gtest/gtest.h>
+#include <omp.h>
 
+#include <algorithm>
+#include <memory>
+#include <numeric>
 #include <random>
+#include <string>
 
 #include "engine/engine.h"
 #include "engine/random_model.h"
 #include "engine/tokenizer.h"
+#include "tests/fixture_data.h"
 #include "tests/random_tokens.h"
 
 namespace rwkv {
@@ -15,69 +27,146 @@ namespace {
 using test::random_tokens;
 
 struct Outputs {
-  std::vector<float> embedding, shift, wkv;
+  std::array<std::vector<float>, 3> embeddings;
+  std::vector<float> shift, wkv;
+  float logit = 0;
 };
 
-class BatchInvariance : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    model_ = new Checkpoint(make_random_embedding_checkpoint(ModelShape::demo(), 7));
-  }
-  static void TearDownTestSuite() { delete model_; }
+struct ModelCase {
+  std::string name;
+  size_t longest_text;  // the longest real text's ids used (time in CI)
+  // Builds (embedding, reranker) checkpoints; null when it needs absent fixtures.
+  std::function<std::unique_ptr<std::pair<Checkpoint, Checkpoint>>()> load;
+};
 
-  std::vector<Outputs> run(const std::vector<std::vector<int32_t>>& inputs, EngineOptions opt) {
-    Engine engine(kernels::make_cpu_backend(), *model_, nullptr, opt);
-    std::vector<Engine::Sequence> seqs(inputs.begin(), inputs.end());
+std::unique_ptr<std::pair<Checkpoint, Checkpoint>> random_models(const ModelShape& shape) {
+  return std::make_unique<std::pair<Checkpoint, Checkpoint>>(
+      make_random_embedding_checkpoint(shape, 11), make_random_reranker_checkpoint(shape, 12));
+}
+
+const std::vector<ModelCase>& model_cases() {
+  static const std::vector<ModelCase> cases = {
+      {"fixture", 3000,
+       []() -> std::unique_ptr<std::pair<Checkpoint, Checkpoint>> {
+         if (!test::fixtures_present()) return nullptr;
+         const std::string dir = test::fixtures_dir();
+         return std::make_unique<std::pair<Checkpoint, Checkpoint>>(
+             load_checkpoint(dir + "/embedding.pth"), load_checkpoint(dir + "/reranker_idx.pth"));
+       }},
+      {"demo_L2_C128", 600, [] { return random_models(ModelShape::demo()); }},
+      // 3 heads (C = 192), FFN and LoRA widths that are no multiple of 32.
+      {"odd_L3_C192", 600,
+       [] {
+         return random_models({3, 192, 600, 24, 40, 20, 56, 65536});
+       }},
+      // 5 heads (C = 320), a single layer would hide layer-to-layer effects.
+      {"odd_L5_C320", 600,
+       [] {
+         return random_models({5, 320, 1000, 48, 36, 28, 72, 65536});
+       }},
+  };
+  return cases;
+}
+
+// Token ids of real texts where the fixtures exist (each embedding case of
+// expected.json, the input protocol's cases up to `longest` tokens, the
+// online rerank texts), then inputs of 1, 2 and 3 tokens, EOS alone, and a
+// random long one.
+std::vector<std::vector<int32_t>> inputs(size_t longest) {
+  std::vector<std::vector<int32_t>> in;
+  if (test::fixtures_present()) {
+    for (const auto& c : test::expected()["embeddings"]) in.push_back(test::to_ids(c["ids"]));
+    for (const auto& c : test::protocol()["cases"])
+      if (c["ids"].size() <= longest) in.push_back(test::to_ids(c["ids"]));
+    for (const auto& ids : test::expected()["rerank_online"]["ids"])
+      in.push_back(test::to_ids(ids));
+  } else {
+    std::printf("[ warn ] fixtures missing: batch invariance on random tokens only\n");
+  }
+  std::mt19937 rng(3);
+  for (int n : {1, 2, 3, 1500}) in.push_back(random_tokens(rng, n));
+  in.push_back({Tokenizer::kEos});
+  return in;
+}
+
+class BatchInvariance : public ::testing::TestWithParam<ModelCase> {
+ protected:
+  void SetUp() override {
+    models_ = GetParam().load();
+    if (!models_) RWKV_REQUIRE_FIXTURES();
+  }
+
+  std::unique_ptr<Engine> engine(EngineOptions opt = {}, int threads = 2) {
+    return std::make_unique<Engine>(kernels::make_cpu_backend(threads), models_->first,
+                                    &models_->second, opt);
+  }
+
+  // Runs the inputs together through `engine`; outputs in input order.
+  static std::vector<Outputs> run(Engine& engine, const std::vector<std::vector<int32_t>>& in) {
+    std::vector<Engine::Sequence> seqs(in.begin(), in.end());
     Engine::Wanted wanted;
+    wanted.heads = {true, true, true};
     wanted.state = true;
+    wanted.rerank = true;
     std::vector<Outputs> out;
     for (auto& r : engine.run(seqs, wanted))
-      out.push_back({r.embeddings[0], r.state.shift, r.state.wkv});
+      out.push_back({r.embeddings, r.state.shift, r.state.wkv, r.logit});
     return out;
   }
 
-  static Checkpoint* model_;
+  std::unique_ptr<std::pair<Checkpoint, Checkpoint>> models_;
 };
-Checkpoint* BatchInvariance::model_ = nullptr;
 
 void expect_same(const Outputs& a, const Outputs& b, const std::string& what) {
-  // Per-sequence kernels in a fixed order: the same numbers, bit for bit.
-  EXPECT_EQ(a.embedding, b.embedding) << what;
+  for (int h = 0; h < 3; ++h) EXPECT_EQ(a.embeddings[h], b.embeddings[h]) << what << " head " << h;
   EXPECT_EQ(a.shift, b.shift) << what;
   EXPECT_EQ(a.wkv, b.wkv) << what;
+  EXPECT_EQ(a.logit, b.logit) << what;
 }
 
-TEST_F(BatchInvariance, AloneBatchedAndChunkedAgree) {
-  std::mt19937 rng(1);
-  const auto text = random_tokens(rng, 200);
-  const Outputs alone = run({text}, {})[0];
-  ASSERT_EQ(alone.embedding.size(), 128u);
+TEST_P(BatchInvariance, AloneBatchedChunkedAndThreadedAgree) {
+  const auto in = inputs(GetParam().longest_text);
+  const auto two_threads = engine();
+  std::vector<Outputs> alone;
+  for (const auto& ids : in) alone.push_back(run(*two_threads, {ids})[0]);
 
-  // In a batch with sequences of other lengths, at different positions.
-  std::vector<std::vector<int32_t>> batch;
-  for (int n : {5, 1, 77, 200, 2, 129}) batch.push_back(random_tokens(rng, n));
-  batch.insert(batch.begin() + 3, text);
-  batch.push_back(text);
-  const auto batched = run(batch, {});
-  expect_same(alone, batched[3], "in a mixed batch");
-  expect_same(alone, batched.back(), "last in a mixed batch");
+  const auto all = run(*two_threads, in);
+  for (size_t i = 0; i < in.size(); ++i)
+    expect_same(alone[i], all[i], "all in one run, input " + std::to_string(i));
 
-  // Split into chunks of several sizes, with small steps shared with others.
-  for (int chunk : {1, 7, 64, 199}) {
+  // Small steps shared by several slots, chunks of several sizes.
+  for (int chunk : {61, 509}) {
     EngineOptions opt;
     opt.chunk_tokens = chunk;
-    opt.max_step_tokens = 97;
-    opt.max_slots = 3;
-    const auto chunked = run(batch, opt);
-    expect_same(alone, chunked[3], "chunk_tokens=" + std::to_string(chunk));
+    opt.max_step_tokens = 97 + chunk;
+    opt.max_slots = 5;
+    const auto chunked = run(*engine(opt), in);
+    for (size_t i = 0; i < in.size(); ++i)
+      expect_same(alone[i], chunked[i],
+                  "chunk_tokens=" + std::to_string(chunk) + ", input " + std::to_string(i));
+  }
+
+  // Random subsets in random order, at one thread.
+  const auto one_thread = engine({}, 1);
+  std::mt19937 rng(4);
+  for (int trial = 0; trial < 3; ++trial) {
+    std::vector<size_t> pick(in.size());
+    std::iota(pick.begin(), pick.end(), 0);
+    std::shuffle(pick.begin(), pick.end(), rng);
+    pick.resize(1 + rng() % in.size());
+    std::vector<std::vector<int32_t>> subset;
+    for (size_t i : pick) subset.push_back(in[i]);
+    const auto got = run(*one_thread, subset);
+    for (size_t j = 0; j < pick.size(); ++j)
+      expect_same(alone[pick[j]], got[j], "subset at 1 thread, input " + std::to_string(pick[j]));
   }
 }
 
-TEST_F(BatchInvariance, StateContinuationEqualsOnePass) {
+TEST_P(BatchInvariance, StateContinuationEqualsOnePass) {
   // Running a prefix, saving the state, and continuing from it is the same as one pass.
   std::mt19937 rng(2);
   const auto text = random_tokens(rng, 120);
-  Engine engine(kernels::make_cpu_backend(), *model_, nullptr);
+  Engine engine(kernels::make_cpu_backend(), models_->first, nullptr);
   Engine::Wanted wanted;
   wanted.state = true;
   const std::vector<int32_t> prefix(text.begin(), text.begin() + 50),
@@ -94,14 +183,17 @@ TEST_F(BatchInvariance, StateContinuationEqualsOnePass) {
   EXPECT_EQ(continued.embeddings[0], once.embeddings[0]);
 }
 
-TEST_F(BatchInvariance, NoEosGivesNoEmbedding) {
-  Engine engine(kernels::make_cpu_backend(), *model_, nullptr);
+TEST_P(BatchInvariance, NoEosGivesNoEmbedding) {
+  Engine engine(kernels::make_cpu_backend(), models_->first, nullptr);
   const std::vector<int32_t> ids = {1, 2, 3};
   const Engine::Sequence seq{ids};
   const auto r = engine.run(std::span(&seq, 1), {})[0];
   EXPECT_EQ(r.pooled_count, 0);
   EXPECT_TRUE(r.embeddings[0].empty());
 }
+
+INSTANTIATE_TEST_SUITE_P(Models, BatchInvariance, ::testing::ValuesIn(model_cases()),
+                         [](const auto& info) { return info.param.name; });
 
 }  // namespace
 }  // namespace rwkv
