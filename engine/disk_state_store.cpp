@@ -182,7 +182,7 @@ void DiskStateStore::scan() {
           continue;
         }
         bytes_ += meta.info.bytes;
-        index_[{owner, id}] = std::move(meta);
+        index_[{owner, id}] = {std::move(meta), ++generations_};
       } catch (const std::exception& e) {
         ++skipped_;
         spdlog::warn("disk state store: skipping corrupted file {}: {}", file.path().string(),
@@ -201,7 +201,7 @@ void DiskStateStore::remove_file(const Key& key) {
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) io_failure("remove", path);
   const auto it = index_.find(key);
   if (it != index_.end()) {
-    bytes_ -= it->second.info.bytes;
+    bytes_ -= it->second.meta.info.bytes;
     index_.erase(it);
   }
 }
@@ -210,7 +210,7 @@ void DiskStateStore::sweep_expired() {
   const int64_t now = unix_now_ms();
   for (auto it = index_.begin(); it != index_.end();) {
     const auto next = std::next(it);
-    if (it->second.expired(now)) remove_file(it->first);
+    if (it->second.meta.expired(now)) remove_file(it->first);
     it = next;
   }
 }
@@ -225,11 +225,11 @@ bool DiskStateStore::put(StateMeta meta, std::shared_ptr<const std::string> blob
   const auto it = index_.find(key);
   uint64_t old_bytes = 0;
   if (it != index_.end()) {
-    if (!it->second.expired(unix_now_ms()) && !replace) {
+    if (!it->second.meta.expired(unix_now_ms()) && !replace) {
       ::unlink(temp.c_str());
       return false;
     }
-    old_bytes = it->second.info.bytes;
+    old_bytes = it->second.meta.info.bytes;
   }
   if (max_bytes_ && bytes_ - old_bytes + meta.info.bytes > max_bytes_) {
     ::unlink(temp.c_str());
@@ -246,20 +246,22 @@ bool DiskStateStore::put(StateMeta meta, std::shared_ptr<const std::string> blob
   }
   fsync_dir(folder);
   bytes_ += meta.info.bytes - old_bytes;
-  index_[key] = std::move(meta);
+  index_[key] = {std::move(meta), ++generations_};
   return true;
 }
 
 std::optional<StoredState> DiskStateStore::get(const std::string& owner, const std::string& id) {
   const Key key{owner, id};
+  uint64_t generation;
   {
     std::lock_guard lock(mutex_);
     const auto it = index_.find(key);
-    if (it == index_.end() || it->second.expired(unix_now_ms())) {
+    if (it == index_.end() || it->second.meta.expired(unix_now_ms())) {
       if (it != index_.end()) remove_file(key);
       ++misses_;
       return std::nullopt;
     }
+    generation = it->second.generation;
   }
   // Read outside the lock: a concurrent replace renames atomically, so the
   // file is the old state or the new one.
@@ -280,15 +282,15 @@ std::optional<StoredState> DiskStateStore::get(const std::string& owner, const s
   } else {
     problem = "the file is gone";
   }
-  spdlog::warn("disk state store: state file {} is unusable: {}", path.string(), problem);
   std::lock_guard lock(mutex_);
-  ++unusable_;
-  const auto it = index_.find(key);
-  if (it != index_.end()) {
-    bytes_ -= it->second.info.bytes;
-    index_.erase(it);  // the file stays for inspection
-  }
   ++misses_;
+  // Deleted or replaced while it was read: a miss, and the newer entry stays.
+  const auto it = index_.find(key);
+  if (it == index_.end() || it->second.generation != generation) return std::nullopt;
+  spdlog::warn("disk state store: state file {} is unusable: {}", path.string(), problem);
+  ++unusable_;
+  bytes_ -= it->second.meta.info.bytes;
+  index_.erase(it);  // the file stays for inspection
   return std::nullopt;
 }
 
@@ -296,11 +298,11 @@ std::optional<StateMeta> DiskStateStore::stat(const std::string& owner, const st
   std::lock_guard lock(mutex_);
   const auto it = index_.find({owner, id});
   if (it == index_.end()) return std::nullopt;
-  if (it->second.expired(unix_now_ms())) {
+  if (it->second.meta.expired(unix_now_ms())) {
     remove_file(it->first);
     return std::nullopt;
   }
-  return it->second;
+  return it->second.meta;
 }
 
 bool DiskStateStore::erase(const std::string& owner, const std::string& id) {
@@ -308,7 +310,7 @@ bool DiskStateStore::erase(const std::string& owner, const std::string& id) {
   const Key key{owner, id};
   const auto it = index_.find(key);
   if (it == index_.end()) return false;
-  const bool live = !it->second.expired(unix_now_ms());
+  const bool live = !it->second.meta.expired(unix_now_ms());
   remove_file(key);
   fsync_dir(owner_dir(owner));
   return live;
@@ -325,7 +327,7 @@ StateListPage DiskStateStore::list(const std::string& owner, const std::string& 
       page.has_more = true;
       break;
     }
-    page.items.push_back(it->second);
+    page.items.push_back(it->second.meta);
   }
   return page;
 }

@@ -37,6 +37,10 @@ class DiskStateStore : public StateStore {
 
  private:
   using Key = std::pair<std::string, std::string>;  // owner, id
+  struct Entry {
+    StateMeta meta;
+    uint64_t generation;  // new with every put: tells get() its entry from a newer one
+  };
   std::filesystem::path owner_dir(const std::string& owner) const;
   std::filesystem::path file_of(const std::string& owner, const std::string& id) const;
   void scan();
@@ -46,8 +50,8 @@ class DiskStateStore : public StateStore {
   const std::filesystem::path dir_;
   const uint64_t max_bytes_;
   std::mutex mutex_;
-  std::map<Key, StateMeta> index_;
-  uint64_t bytes_ = 0, hits_ = 0, misses_ = 0;
+  std::map<Key, Entry> index_;
+  uint64_t bytes_ = 0, hits_ = 0, misses_ = 0, generations_ = 0;
   size_t skipped_ = 0;   // corrupted files found by the start-up scan
   size_t unusable_ = 0;  // indexed files found corrupted (or gone) when read
 };

@@ -19,8 +19,11 @@ bool same_wanted(const Engine::Wanted& a, const Engine::Wanted& b) {
 
 }  // namespace
 
-Scheduler::Scheduler(Engine& engine, SchedulerOptions options)
-    : engine_(engine), options_(options), thread_([this] { loop(); }) {}
+Scheduler::Scheduler(Engine& engine, SchedulerOptions options, StepCallback on_step)
+    : engine_(engine),
+      options_(options),
+      on_step_(std::move(on_step)),
+      thread_([this] { loop(); }) {}
 
 Scheduler::~Scheduler() { shutdown(); }
 
@@ -96,16 +99,36 @@ void Scheduler::loop() {
   }
 }
 
-// Moves waiting sequences into free slots, oldest first.
+// Moves waiting sequences into free slots, oldest first. The device copies
+// run without the queue lock, so submit() never waits for them.
 void Scheduler::admit() {
+  for (const Waiting& w : take_waiting(size_t(engine_.free_slot_count()))) start(w);
+}
+
+// Pops up to `n` waiting sequences of requests that have not failed.
+std::vector<Scheduler::Waiting> Scheduler::take_waiting(size_t n) {
+  std::vector<Waiting> taken;
   std::lock_guard lock(mutex_);
-  while (!waiting_.empty() && engine_.free_slot_count() > 0) {
-    Waiting w = std::move(waiting_.front());
+  while (!waiting_.empty() && taken.size() < n) {
+    if (!waiting_.front().request->failed_) taken.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
-    if (w.request->failed_) continue;
-    const int slot = engine_.acquire_slot();
+  }
+  return taken;
+}
+
+// Puts a sequence into a slot. A failure, e.g. an initial state of the wrong
+// shape, fails its request only (the other requests go on); its sequences
+// already in slots are dropped by drop_cancelled().
+void Scheduler::start(const Waiting& w) {
+  if (w.request->failed_) return;  // a sequence taken with it failed
+  int slot = -1;
+  try {
+    slot = engine_.acquire_slot();
     if (const auto& initial = w.request->jobs_[w.job].initial) engine_.load_state(slot, *initial);
-    active_.push_back({std::move(w.request), w.job, slot});
+    active_.push_back({w.request, w.job, slot});
+  } catch (...) {
+    if (slot >= 0) engine_.release_slot(slot);
+    fail(*w.request, std::current_exception());
   }
 }
 
@@ -190,7 +213,8 @@ void Scheduler::complete(PendingRequest& r) {
   r.promise_.set_value(std::move(r.results_));
 }
 
-// Frees the slots and queue places of requests whose client went away.
+// Fails the requests whose client went away, and frees the slots and queued
+// sequences of every failed request.
 void Scheduler::drop_cancelled() {
   const auto cancelled = std::make_exception_ptr(Cancelled("request cancelled"));
   std::erase_if(active_, [&](const Active& a) {

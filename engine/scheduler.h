@@ -78,7 +78,9 @@ class PendingRequest {
 
 class Scheduler {
  public:
-  Scheduler(Engine& engine, SchedulerOptions options);
+  using StepCallback = std::function<void(const StepStats&)>;
+  // `on_step`, when set, is called from the loop thread after every step (metrics).
+  Scheduler(Engine& engine, SchedulerOptions options, StepCallback on_step = {});
   ~Scheduler();  // drains, like shutdown()
 
   // Queues a request. Throws QueueFull, ShuttingDown, or std::invalid_argument
@@ -89,8 +91,6 @@ class Scheduler {
 
   size_t queued_requests() const;
   size_t queued_tokens() const;
-  // Called from the loop thread after every step (metrics).
-  void on_step(std::function<void(const StepStats&)> callback) { on_step_ = std::move(callback); }
 
  private:
   // A sequence being processed in an engine slot.
@@ -108,6 +108,8 @@ class Scheduler {
 
   void loop();
   void admit();
+  std::vector<Waiting> take_waiting(size_t n);
+  void start(const Waiting& w);
   std::vector<Engine::Chunk> plan_step();
   void finish_done();
   void drop_cancelled();
@@ -118,7 +120,7 @@ class Scheduler {
 
   Engine& engine_;
   SchedulerOptions options_;
-  std::function<void(const StepStats&)> on_step_;
+  const StepCallback on_step_;  // set before the loop thread starts
 
   mutable std::mutex mutex_;  // guards waiting_, queued counters, accepting_
   std::condition_variable work_;

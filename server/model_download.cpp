@@ -6,7 +6,6 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -39,41 +38,56 @@ fs::path part_prefix(const fs::path& destination) {
   return destination.parent_path() / name;
 }
 
-// A download in progress next to its destination, removed unless moved into place.
+// A download in progress next to its destination, removed unless moved into
+// place. Written through its descriptor: no stdio stream, which could fail to
+// open after the file was made.
 class PartialFile {
  public:
   explicit PartialFile(const fs::path& destination) {
     std::string name = part_prefix(destination).string() + "XXXXXX";
-    const int fd = mkstemp(name.data());
-    if (fd < 0)
+    fd_ = mkstemp(name.data());
+    if (fd_ < 0)
       throw DownloadError("cannot create a file in " + destination.parent_path().string() + ": " +
                           std::strerror(errno));
     path_ = name;
-    file_ = fdopen(fd, "wb");
   }
   ~PartialFile() {
-    if (file_ != nullptr) std::fclose(file_);
-    if (!path_.empty()) fs::remove(path_);
+    if (fd_ >= 0) ::close(fd_);
+    std::error_code ec;
+    if (!path_.empty()) fs::remove(path_, ec);
   }
   PartialFile(const PartialFile&) = delete;
   PartialFile& operator=(const PartialFile&) = delete;
 
+  // False (and a log line saying why) when the piece cannot be written.
   bool write(std::string_view piece) {
-    return std::fwrite(piece.data(), 1, piece.size(), file_) == piece.size();
+    while (!piece.empty()) {
+      const ssize_t n = ::write(fd_, piece.data(), piece.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        spdlog::error("cannot write {}: {}", path_.string(), std::strerror(errno));
+        return false;
+      }
+      piece.remove_prefix(size_t(n));
+    }
+    return true;
   }
   // Makes the bytes durable, then renames the file to `destination`.
   void commit(const fs::path& destination) {
-    const bool flushed = std::fflush(file_) == 0 && fsync(fileno(file_)) == 0;
-    const bool closed = std::fclose(file_) == 0;
-    file_ = nullptr;
-    if (!flushed || !closed) throw DownloadError("cannot write " + path_.string());
+    const bool synced = fsync(fd_) == 0;
+    const int error = errno;
+    const bool closed = ::close(fd_) == 0;
+    fd_ = -1;
+    if (!synced || !closed)
+      throw DownloadError("cannot write " + path_.string() + ": " +
+                          std::strerror(synced ? errno : error));
     fs::rename(path_, destination);
     path_.clear();
   }
 
  private:
   fs::path path_;
-  std::FILE* file_ = nullptr;
+  int fd_ = -1;
 };
 
 // Removes the files of downloads of `destination` that were abandoned.

@@ -277,8 +277,8 @@ int serve(ServerContext& ctx) {
   load_model(ctx);
   ctx.state_dtype = parse_state_dtype(ctx.options.state_dtype).value_or(StateDtype::kFloat32);
   ctx.states = make_state_store(ctx.options.states);
-  ctx.scheduler = std::make_unique<Scheduler>(*ctx.engine, ctx.options.scheduler);
-  ctx.scheduler->on_step(
+  ctx.scheduler = std::make_unique<Scheduler>(
+      *ctx.engine, ctx.options.scheduler,
       [&ctx](const StepStats& s) { ctx.metrics.observe_step(s.sequences, s.tokens, s.seconds); });
   HttpServer http(ctx);
   std::thread signals = start_signal_thread(ctx, http);

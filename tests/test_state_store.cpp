@@ -3,10 +3,12 @@
 // skipped loudly when the binary is missing), then what each adds: LRU
 // eviction within the budget (memory), restart and corruption handling
 // (disk), sharing and outages (Redis).
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -394,6 +396,106 @@ TEST(StateStoreDisk, CorruptionAfterStartIsAMiss) {
   }
   EXPECT_FALSE(s.get("", "a"));
   EXPECT_EQ(s.stats().states, 0u);
+  fs::remove_all(dir);
+}
+
+TEST(StateStoreDisk, AStateStoredWhileACorruptedOneIsReadIsKept) {
+  // The order made certain: the state's file is replaced by a FIFO, whose
+  // read waits until the test writes garbage into it. Meanwhile a put stores
+  // a good state under the same id; the failed read must not drop it.
+  const fs::path dir = temp_dir("replaced");
+  DiskStateStore s(dir, 0);
+  ASSERT_TRUE(s.put(meta("", "a"), blob(1), false));
+  const fs::path file = dir / "_" / "a.state", held = dir / "_" / "held.fifo";
+  fs::remove(file);
+  ASSERT_EQ(::mkfifo(file.c_str(), 0644), 0);
+  fs::create_hard_link(file, held);  // the FIFO stays reachable once the put replaces it
+
+  std::optional<StoredState> read;
+  std::thread reader([&] { read = s.get("", "a"); });
+  int fd = -1;  // opens once the reader has the FIFO open
+  for (int i = 0; i < 1000 && fd < 0; ++i) {
+    fd = ::open(held.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_GE(fd, 0) << "the reader never opened the state's file";
+  if (fd < 0) fd = ::open(held.c_str(), O_RDWR | O_CLOEXEC);  // never waits: the test ends
+  EXPECT_TRUE(s.put(meta("", "a"), blob(2), true));
+  EXPECT_EQ(::write(fd, "garbage", 7), 7);
+  ::close(fd);
+  reader.join();
+  fs::remove(held);
+
+  EXPECT_FALSE(read);
+  const auto got = s.get("", "a");
+  ASSERT_TRUE(got) << "the failed read dropped the state stored meanwhile";
+  EXPECT_EQ(*got->blob, *blob(2));
+  EXPECT_EQ(s.stats().states, 1u);
+  EXPECT_EQ(s.stats().bytes, kBlobBytes);
+  fs::remove_all(dir);
+}
+
+TEST(StateStoreDisk, ConcurrentGetsNeverDropAStateStoredMeanwhile) {
+  // Writers delete and store their own states again and again, readers read
+  // every state meanwhile; a read often finds the file deleted, and must not
+  // then drop the state stored after it. The last put of each state wins,
+  // nothing stored is lost, and the byte count is that of the stored blobs,
+  // in this process and in the next.
+  const fs::path dir = temp_dir("concurrent");
+  DiskStateStore s(dir, 0);
+  constexpr int kWriters = 3, kStatesEach = 3, kRounds = 15;
+  const auto id_of = [](int w, int k) { return std::to_string(w * kStatesEach + k); };
+  const auto seed_of = [](int w, int k, int round) {
+    return uint32_t((w * kStatesEach + k) * 1000 + round);
+  };
+  std::atomic<bool> writing{true};
+  std::atomic<int> lost{0}, wrong{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      for (int round = 0; round < kRounds; ++round) {
+        for (int k = 0; k < kStatesEach; ++k) {
+          // Only this thread writes this id: what it stored must still be there.
+          if (round > 0 && !s.erase("", id_of(w, k))) ++lost;
+          if (!s.put(meta("", id_of(w, k)), blob(seed_of(w, k, round) + 500), false)) ++wrong;
+          s.put(meta("", id_of(w, k)), blob(seed_of(w, k, round)), true);
+        }
+      }
+    });
+  }
+  for (int r = 0; r < 4; ++r) {
+    threads.emplace_back([&] {
+      while (writing) {
+        for (int i = 0; i < kWriters * kStatesEach; ++i) {
+          const std::string id = std::to_string(i);
+          const auto got = s.get("", id);
+          if (got && (got->meta.id != id || got->blob->size() != kBlobBytes)) ++wrong;
+        }
+      }
+    });
+  }
+  for (int w = 0; w < kWriters; ++w) threads[size_t(w)].join();
+  writing = false;
+  for (auto& t : threads)
+    if (t.joinable()) t.join();
+
+  EXPECT_EQ(lost, 0) << "states deleted by a concurrent get";
+  EXPECT_EQ(wrong, 0);
+  for (int w = 0; w < kWriters; ++w) {
+    for (int k = 0; k < kStatesEach; ++k) {
+      const auto got = s.get("", id_of(w, k));
+      ASSERT_TRUE(got) << id_of(w, k);
+      EXPECT_EQ(*got->blob, *blob(seed_of(w, k, kRounds - 1))) << id_of(w, k);
+    }
+  }
+  const uint64_t stored = kWriters * kStatesEach;
+  const StateStoreStats st = s.stats();
+  EXPECT_EQ(st.states, stored);
+  EXPECT_EQ(st.bytes, stored * kBlobBytes);
+  EXPECT_EQ(st.corrupted, 0u) << "a concurrent delete is no corruption";
+  DiskStateStore again(dir, 0);
+  EXPECT_EQ(again.stats().states, stored);
+  EXPECT_EQ(again.stats().bytes, stored * kBlobBytes);
   fs::remove_all(dir);
 }
 
