@@ -17,6 +17,7 @@
 #include "api/api_error.h"
 #include "api/cohere_embed.h"
 #include "api/encoding.h"
+#include "api/input_protocol.h"
 #include "api/json_fields.h"
 #include "api/limits.h"
 #include "api/openai_embeddings.h"
@@ -432,6 +433,62 @@ TEST(ApiEmbeddings, TaskNormalizeModelAndIgnoredFields) {
   EXPECT_NO_THROW(parse_embeddings(R"({"input": "a", "user": "u", "extra": {"x": 1}})"));
   EXPECT_API_ERROR(parse_embeddings_request(json::array(), {}), 400, kNoParam,
                    "must be a JSON object");
+}
+
+TEST(ApiEmbeddings, InputProtocolFields) {
+  const auto request = parse_embeddings(
+      R"({"input": "a", "input_type": "search_query", "instruction": "Find", "eos_protocol": "single"})");
+  EXPECT_EQ(request.text.input_type, InputType::kSearchQuery);
+  EXPECT_EQ(request.text.instruction, "Find");
+  EXPECT_EQ(request.text.eos_protocol, EosProtocol::kSingle);
+  EXPECT_EQ(parse_embeddings(R"({"input": "a", "input_type": "sts"})").text.input_type,
+            InputType::kSts);
+  EXPECT_EQ(parse_embeddings(R"({"input": "a", "eos_protocol": "chunked"})").text.eos_protocol,
+            EosProtocol::kChunked);
+  EXPECT_API_ERROR(parse_embeddings(R"({"input": "a", "input_type": "query"})"), 400, "input_type",
+                   "'input_type' must be one of \"search_document\", \"search_query\", \"sts\", "
+                   "\"classification\", \"clustering\", got \"query\"");
+  EXPECT_API_ERROR(parse_embeddings(R"({"input": "a", "eos_protocol": "many"})"), 400,
+                   "eos_protocol", "'eos_protocol' must be one of \"chunked\", \"single\"");
+  EXPECT_API_ERROR(parse_embeddings(R"({"input": "a", "instruction": 1})"), 400, "instruction",
+                   "'instruction' must be a string");
+  // task and input_type together: the same head, or a 400.
+  EXPECT_EQ(parse_embeddings(R"({"input": "a", "task": "retrieval", "input_type": "search_query"})")
+                .text.input_type,
+            InputType::kSearchQuery);
+  EXPECT_API_ERROR(
+      parse_embeddings(R"({"input": "a", "task": "sts", "input_type": "search_query"})"), 400,
+      "task", "pick different heads");
+  // Token ids are used as given: no instruction for them.
+  EXPECT_API_ERROR(parse_embeddings(R"({"input": [[1, 65535]], "instruction": "Find"})"), 400,
+                   "instruction", "'instruction' applies to texts only");
+  EXPECT_EQ(parse_embeddings(R"({"input": [[1, 65535]], "input_type": "sts"})").text.input_type,
+            InputType::kSts);  // the head of the ids
+}
+
+TEST(ApiCohereEmbed, InputProtocolFields) {
+  const auto request = parse_embed(
+      R"({"texts": ["a"], "input_type": "search_query", "instruction": "", "eos_protocol": "single"})",
+      1);
+  EXPECT_EQ(request.text.instruction, "");
+  EXPECT_EQ(request.text.eos_protocol, EosProtocol::kSingle);
+  EXPECT_API_ERROR(parse_embed(R"({"texts": ["a"], "eos_protocol": "double"})", 1), 400,
+                   "eos_protocol", "'eos_protocol' must be one of \"chunked\", \"single\"");
+}
+
+TEST(ApiTokenize, AsEmbeddedIsOptIn) {
+  const auto plain = parse_tokenize_request(json::parse(R"({"input": "a"})"));
+  EXPECT_FALSE(plain.as_embedded);
+  const auto embedded = parse_tokenize_request(json::parse(
+      R"({"input": "a", "as_embedded": true, "input_type": "sts", "eos_protocol": "single"})"));
+  EXPECT_TRUE(embedded.as_embedded);
+  EXPECT_EQ(embedded.text.input_type, InputType::kSts);
+  EXPECT_EQ(embedded.text.eos_protocol, EosProtocol::kSingle);
+  EXPECT_API_ERROR(parse_tokenize_request(json::parse(R"({"input": "a", "input_type": "sts"})")),
+                   400, "input_type", "needs \"as_embedded\": true");
+  EXPECT_API_ERROR(parse_tokenize_request(
+                       json::parse(R"({"input": "a", "as_embedded": true, "add_eos": true})")),
+                   400, "add_eos", "does not apply");
 }
 
 TEST(ApiEmbeddings, Limits) {
