@@ -87,20 +87,6 @@ std::vector<std::string> parse_inputs(const json& inputs, const RequestLimits& l
   return out;
 }
 
-std::string task_for_input_type(const std::string& input_type) {
-  if (input_type == "search_document" || input_type == "search_query") return "retrieval";
-  if (input_type == "classification" || input_type == "clustering") return "classification";
-  if (input_type == "image") {
-    throw ApiError::bad_request(
-        "'input_type' \"image\" is not supported: this server embeds text only", "input_type");
-  }
-  throw ApiError::bad_request(
-      "'input_type' must be one of \"search_document\", \"search_query\", "
-      "\"classification\", \"clustering\", got " +
-          describe_value(json(input_type)),
-      "input_type");
-}
-
 std::vector<EmbeddingType> parse_embedding_types(const std::vector<std::string>& names) {
   std::vector<EmbeddingType> out;
   for (size_t i = 0; i < names.size(); ++i) {
@@ -179,7 +165,7 @@ std::string_view embedding_type_name(EmbeddingType type) {
 }
 
 CohereEmbedRequest parse_cohere_embed_request(const json& body, int api_version,
-                                              const RequestLimits& limits) {
+                                              int model_dimension, const RequestLimits& limits) {
   require_object(body);
   CohereEmbedRequest request;
   request.api_version = api_version;
@@ -205,10 +191,12 @@ CohereEmbedRequest parse_cohere_embed_request(const json& body, int api_version,
   request.model = api_version >= 2 ? required_string(body, "model")
                                    : optional_string(body, "model").value_or("");
 
-  if (auto input_type = optional_string(body, "input_type")) {
-    request.task = task_for_input_type(*input_type);
-    request.input_type = std::move(*input_type);
-  } else if (api_version >= 2) {
+  if (optional_string(body, "input_type") == "image") {
+    throw ApiError::bad_request(
+        "'input_type' \"image\" is not supported: this server embeds text only", "input_type");
+  }
+  request.text = parse_text_options(body, kCohereInputTypes);
+  if (!request.text.input_type && api_version >= 2) {
     // Cohere's wording for the same mistake.
     throw ApiError::bad_request(
         "'input_type' is required: valid input_type must be provided (one of "
@@ -229,13 +217,21 @@ CohereEmbedRequest parse_cohere_embed_request(const json& body, int api_version,
     request.max_tokens = static_cast<int>(*max_tokens);
   }
   if (const auto dimension = optional_int(body, "output_dimension", 1, kIntMax)) {
-    request.output_dimension = static_cast<int>(*dimension);
-    if (wants_binary(request.embedding_types) && *dimension % 8 != 0) {
-      throw ApiError::bad_request(
-          "'output_dimension' must be a multiple of 8 for binary and ubinary embeddings, got " +
-              std::to_string(*dimension),
-          "output_dimension");
+    if (*dimension != model_dimension) {
+      throw ApiError::bad_request("'output_dimension' must be " + std::to_string(model_dimension) +
+                                      ", the model's width (it is not trained for shorter "
+                                      "embeddings)",
+                                  "output_dimension");
     }
+    request.output_dimension = static_cast<int>(*dimension);
+  }
+  // Checked here, not on the vectors: nothing may be refused once the model ran.
+  if (wants_binary(request.embedding_types) && model_dimension % 8 != 0) {
+    throw ApiError::bad_request(
+        "binary and ubinary embeddings need a dimension that is a "
+        "multiple of 8; this model's is " +
+            std::to_string(model_dimension),
+        "embedding_types");
   }
   return request;
 }
@@ -243,17 +239,6 @@ CohereEmbedRequest parse_cohere_embed_request(const json& body, int api_version,
 json cohere_embed_response(const CohereEmbedRequest& request,
                            const std::vector<std::vector<float>>& vectors, int64_t input_tokens,
                            std::string id) {
-  if (wants_binary(request.embedding_types)) {
-    for (const auto& vector : vectors) {
-      if (vector.size() % 8 != 0) {
-        throw ApiError::bad_request(
-            "binary and ubinary embeddings need a dimension that is a "
-            "multiple of 8, got " +
-                std::to_string(vector.size()),
-            "embedding_types");
-      }
-    }
-  }
   json embeddings;
   if (request.by_type) {
     embeddings = json::object();

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "api/input_protocol.h"
 #include "api/limits.h"
 
 namespace rwkv::api {
@@ -25,10 +26,9 @@ struct CohereEmbedRequest {
   int api_version = 1;             // 1 or 2 (the route's path)
   std::vector<std::string> texts;  // at least one; "" allowed (embeds to just EOS)
   std::string model;               // required in v2, "" when absent in v1
-  std::string input_type;          // as sent; "" when absent (v1 only)
-  // search_document / search_query (or absent) -> "retrieval";
-  // classification / clustering -> "classification".
-  std::string task = "retrieval";
+  // input_type (absent only in v1), and the extensions instruction and
+  // eos_protocol; the route resolves what is absent.
+  TextOptions text;
   // Requested types in request order without duplicates; {kFloat} when absent.
   std::vector<EmbeddingType> embedding_types{EmbeddingType::kFloat};
   // Response shape: v1 without `embedding_types` answers "embeddings_floats"
@@ -36,18 +36,22 @@ struct CohereEmbedRequest {
   bool by_type = true;
   Truncate truncate = Truncate::kEnd;   // Cohere's default
   std::optional<int> max_tokens;        // positive
-  std::optional<int> output_dimension;  // positive; the route checks it against the model
+  std::optional<int> output_dimension;  // the model's width when given
 };
 
-// `api_version` is 1 or 2. Throws ApiError (400 naming the field, 413 over
-// `limits`). v2 requires `model` and `input_type`, and takes the texts from
+// `api_version` is 1 or 2; `model_dimension` is the model's width, which
+// `output_dimension` must equal and binary types must divide by 8 (so that
+// the response cannot fail once the model ran). Throws ApiError (400 naming
+// the field, 413 over `limits`). v2 requires `model` and `input_type`, and
+// takes the texts from
 // `texts` or from `inputs` ([{"content": [{"type": "text", "text": ...}]}],
 // the text parts of one input joined by "\n"). Images are refused (400).
 CohereEmbedRequest parse_cohere_embed_request(const nlohmann::json& body, int api_version,
+                                              int model_dimension,
                                               const RequestLimits& limits = {});
 
-// The response for `request` given one vector per text (L2-normalized, at
-// the requested dimension; int8/uint8/binary assume unit length).
+// The response for `request` (as parsed for the vectors' dimension) given one
+// vector per text (L2-normalized; int8/uint8/binary assume unit length).
 // v1 floats: {"id","response_type":"embeddings_floats","embeddings":[[...]],
 //             "texts","meta"}
 // otherwise: {"id","response_type":"embeddings_by_type",

@@ -1,5 +1,9 @@
-// Per-request size limits checked while parsing. They bound the work and
-// memory one request can ask for; the server's config may override them.
+// Per-request size limits, each checked where it applies: the JSON depth
+// while parsing the body, the counts and sizes by the request parsers, and
+// max_input_tokens also by the routes once texts are tokenized. They bound the
+// work and memory one request can ask for; the server's flags set them. (The
+// body size is the HTTP layer's: --max-body-bytes, answered 413 before any
+// parsing.)
 #pragma once
 
 #include <cstddef>
@@ -7,10 +11,6 @@
 namespace rwkv::api {
 
 struct RequestLimits {
-  // Whole HTTP body. The route answers 413 beyond it before parsing. 32 MiB
-  // holds 2048 inputs of ~16 KiB each (OpenAI's own cap is ~300k tokens).
-  size_t max_body_bytes = size_t{32} << 20;
-
   // Bracket nesting of the JSON body. Real requests nest at most 4 levels
   // (`{"input": [[1, 2]]}`); the limit keeps a hostile body from driving a
   // recursive parser (or destructor) into a stack overflow.
@@ -28,8 +28,10 @@ struct RequestLimits {
   // size, so long texts cost time, not memory: 1 MiB is ~250k tokens.
   size_t max_input_bytes = size_t{1} << 20;
 
-  // One token-id input (OpenAI's `int[]` form), same budget as a text.
-  size_t max_input_tokens = size_t{256} << 10;
+  // Tokens of one input (--max-input-tokens): a text's own tokens (before
+  // the instruction and the EOS tokens of the input protocol), a token-id
+  // input's ids as given. 400 beyond it.
+  size_t max_input_tokens = 32768;
 };
 
 }  // namespace rwkv::api

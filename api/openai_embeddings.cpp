@@ -1,5 +1,6 @@
 #include "api/openai_embeddings.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "api/api_error.h"
@@ -39,22 +40,17 @@ int32_t token_id(const json& value, const std::string& where) {
                       "OpenAIEmbeddings, set check_embedding_ctx_length=False so that it sends "
                       "the texts");
   }
-  const auto id32 = static_cast<int32_t>(*id);
-  if (!Tokenizer::world().is_known(id32)) {
-    throw input_error("'" + where + "' is " + std::to_string(*id) +
-                      ", which is not in the RWKV World vocabulary (ids 0..65529, and 65535 for "
-                      "EOS)");
-  }
-  return id32;
+  // Every id below 65536 is a row of the embedding table, so the model
+  // computes it (65530..65534 are never produced by the tokenizer).
+  return static_cast<int32_t>(*id);
 }
 
 std::vector<int32_t> token_list(const json& array, const std::string& where,
                                 const RequestLimits& limits) {
   if (array.size() > limits.max_input_tokens) {
-    throw ApiError::payload_too_large("'" + where + "' has " + std::to_string(array.size()) +
-                                          " tokens, over the limit of " +
-                                          std::to_string(limits.max_input_tokens) + " per input",
-                                      std::string("input"));
+    throw input_error("'" + where + "' has " + std::to_string(array.size()) +
+                      " tokens, more than the limit of " + std::to_string(limits.max_input_tokens) +
+                      " per input");
   }
   std::vector<int32_t> ids;
   ids.reserve(array.size());
@@ -146,8 +142,16 @@ EmbeddingsRequest parse_embeddings_request(const json& body, const RequestLimits
           optional_int(body, "dimensions", 1, std::numeric_limits<int>::max())) {
     request.dimensions = static_cast<int>(*dimensions);
   }
-  if (auto task = optional_enum(body, "task", {"retrieval", "sts", "classification"})) {
-    request.task = std::move(*task);
+  request.text = parse_text_options(body, kAllInputTypes);
+  if (const auto task = optional_enum(body, "task", {"retrieval", "sts", "classification"}))
+    apply_task(request.text, *task);
+  if (request.text.instruction &&
+      std::any_of(request.inputs.begin(), request.inputs.end(),
+                  [](const EmbeddingInput& in) { return in.is_tokens; })) {
+    throw ApiError::bad_request(
+        "'instruction' applies to texts only: token-id inputs are used as given (put the "
+        "instruction's tokens in the ids, see /tokenize with as_embedded)",
+        "instruction");
   }
   if (const auto normalize = optional_bool(body, "normalize")) request.normalize = *normalize;
   // `user` and unknown fields are ignored, as OpenAI-compatible servers do.

@@ -7,16 +7,17 @@
 #include <string>
 #include <vector>
 
+#include "api/input_protocol.h"
 #include "api/limits.h"
 
 namespace rwkv::api {
 
-// One item of `input`: a text, or token ids used as given (the route appends
-// EOS unless one is present).
+// One item of `input`: a text (laid out by the input protocol), or token
+// ids used as given (they must hold EOS).
 struct EmbeddingInput {
   bool is_tokens = false;
   std::string text;             // when !is_tokens; may be "" (embeds to just EOS)
-  std::vector<int32_t> tokens;  // when is_tokens; every id is in the World vocabulary
+  std::vector<int32_t> tokens;  // when is_tokens; every id is < 65536
 };
 
 struct EmbeddingsRequest {
@@ -24,8 +25,10 @@ struct EmbeddingsRequest {
   std::string model;                   // "" when absent
   bool base64 = false;                 // encoding_format == "base64"
   std::optional<int> dimensions;       // positive; the route checks it against the model
-  std::string task = "retrieval";      // extension: "retrieval" | "sts" | "classification"
-  bool normalize = true;               // extension: L2-normalize the output
+  // Extensions: input_type (or the input type `task` implies), instruction
+  // (texts only), eos_protocol. The route resolves what is absent.
+  TextOptions text;
+  bool normalize = true;  // extension: L2-normalize the output
 };
 
 // `input`: string | string[] | int[] | int[][]. Throws ApiError: 400 for a

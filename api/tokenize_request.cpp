@@ -13,7 +13,24 @@ using nlohmann::json;
 TokenizeRequest parse_tokenize_request(const json& body) {
   require_object(body);
   TokenizeRequest request;
-  request.add_eos = optional_bool(body, "add_eos").value_or(true);
+  const std::optional<bool> add_eos = optional_bool(body, "add_eos");
+  request.add_eos = add_eos.value_or(true);
+  request.as_embedded = optional_bool(body, "as_embedded").value_or(false);
+  request.text = parse_text_options(body, kAllInputTypes);
+  if (request.as_embedded && add_eos)
+    throw ApiError::bad_request(
+        "'add_eos' does not apply with 'as_embedded': the input protocol places the EOS tokens",
+        "add_eos");
+  const TextOptions& t = request.text;
+  if (!request.as_embedded && (t.input_type || t.instruction || t.eos_protocol)) {
+    const char* field = t.input_type    ? "input_type"
+                        : t.instruction ? "instruction"
+                                        : "eos_protocol";
+    throw ApiError::bad_request("'" + std::string(field) +
+                                    "' needs \"as_embedded\": true (the ids the embedding "
+                                    "routes run)",
+                                field);
+  }
   for (const char* key : {"input", "content", "inputs"}) {
     const json* value = find_field(body, key);
     if (!value) continue;

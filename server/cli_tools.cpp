@@ -6,10 +6,12 @@
 #include <string>
 #include <vector>
 
+#include "api/input_protocol.h"
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
 #include "engine/templates.h"
 #include "engine/tokenizer.h"
+#include "server/inputs.h"
 
 namespace rwkv::cli {
 namespace {
@@ -60,25 +62,28 @@ std::string expect_string(const json& v, int line) {
   return v.get<std::string>();
 }
 
-std::vector<int32_t> to_tokens(const json& v, int line) {
-  if (v.is_string()) return Tokenizer::world().encode(v.get<std::string>(), true);
-  if (!v.is_array())
-    throw std::runtime_error("line " + std::to_string(line) +
-                             ": expected a string or an array of token ids");
+// A line's input: a text (through the input protocol, as the API does) or
+// token ids used as given.
+struct EmbedLine {
+  std::optional<std::string> text;
   std::vector<int32_t> ids;
-  for (const json& x : v) {
-    if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() >= Tokenizer::kVocabSize)
-      throw std::runtime_error("line " + std::to_string(line) +
-                               ": token ids must be integers in [0, 65535]");
-    ids.push_back(x.get<int32_t>());
-  }
-  return ids;
-}
+};
 
-Head head_from_task(const std::string& task) {
-  if (task == "sts") return Head::kSts;
-  if (task == "classification") return Head::kClassification;
-  return Head::kRetrieval;
+EmbedLine parse_embed_line(const json& v, int line) {
+  const std::string where = "line " + std::to_string(line);
+  if (v.is_string()) return {v.get<std::string>(), {}};
+  if (!v.is_array())
+    throw std::runtime_error(where + ": expected a string or an array of token ids");
+  EmbedLine out;
+  for (size_t k = 0; k < v.size(); ++k) {
+    const json& x = v[k];
+    // Every id below 65536 is a row of the embedding table (as in the API).
+    if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() >= Tokenizer::kVocabSize)
+      throw std::runtime_error(where + ": token id at position " + std::to_string(k) +
+                               " must be an integer in [0, 65535]");
+    out.ids.push_back(x.get<int32_t>());
+  }
+  return out;
 }
 
 }  // namespace
@@ -99,19 +104,50 @@ void add_embed_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "embed", "Embed each JSON string (text) or array (token ids) read from stdin");
   auto o = std::make_shared<ModelOptions>();
-  auto task = std::make_shared<std::string>("retrieval");
+  auto task = std::make_shared<std::string>();
+  auto input_type = std::make_shared<std::string>();
+  auto protocol = std::make_shared<std::string>("chunked");
+  auto instruction = std::make_shared<std::string>();
   auto raw = std::make_shared<bool>(false);
   add_model_options(*cmd, *o);
-  cmd->add_option("--task", *task, "Embedding head")
+  cmd->add_option("--input-type", *input_type,
+                  "What the texts are for: head and instruction, as the API's input_type "
+                  "(default search_document)");
+  cmd->add_option("--task", *task, "Embedding head (the API's task; for texts: its input type)")
       ->check(CLI::IsMember({"retrieval", "sts", "classification"}));
+  cmd->add_option("--eos-protocol", *protocol, "Where the EOS tokens of a text go")
+      ->capture_default_str();
+  CLI::Option* instruction_option = cmd->add_option(
+      "--instruction", *instruction,
+      "Instruction description for the texts, replacing the input type's (\"\": none)");
   cmd->add_flag("--raw", *raw, "Print the model output unnormalized");
-  cmd->callback([o, task, raw] {
+  cmd->callback([o, task, input_type, protocol, instruction, instruction_option, raw] {
+    // The request fields of /v1/embeddings, read by the same code.
+    json fields = {{"eos_protocol", *protocol}};
+    if (!input_type->empty()) fields["input_type"] = *input_type;
+    if (instruction_option->count() > 0) fields["instruction"] = *instruction;
+    api::TextOptions text = api::parse_text_options(fields, api::kAllInputTypes);
+    if (!task->empty()) api::apply_task(text, *task);
+    const api::InputType type = text.input_type.value_or(api::InputType::kSearchDocument);
+    const server::InputPreprocessor preprocessor;
     std::vector<std::vector<int32_t>> inputs;
-    for_each_json_line([&](const json& v, int line) { inputs.push_back(to_tokens(v, line)); });
+    for_each_json_line([&](const json& v, int line) {
+      EmbedLine in = parse_embed_line(v, line);
+      const std::string where = "line " + std::to_string(line);
+      if (!in.text && text.instruction)
+        throw std::runtime_error(where +
+                                 ": --instruction applies to texts only; token ids are used "
+                                 "as given");
+      inputs.push_back(in.text ? preprocessor
+                                     .prepare(*in.text, type, text, SIZE_MAX, api::Truncate::kNone,
+                                              where, "input")
+                                     .ids
+                               : std::move(in.ids));
+    });
     auto engine = make_engine(*o);
     std::vector<Engine::Sequence> seqs;
     for (const auto& ids : inputs) seqs.push_back({ids});
-    const Head head = head_from_task(*task);
+    const Head head = server::head_of(type);
     Engine::Wanted wanted;
     wanted.heads = {false, false, false};
     wanted.heads[static_cast<int>(head)] = true;

@@ -15,26 +15,126 @@ api::ApiError too_long(const std::string& where, const std::string& param, size_
                                     param);
 }
 
-}  // namespace
+size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 
-std::vector<int32_t> embedding_tokens(std::string_view text, size_t max_tokens,
-                                      api::Truncate truncate, const std::string& where,
-                                      const std::string& param) {
-  std::vector<int32_t> ids = Tokenizer::world().encode(text, false);
-  const size_t keep = max_tokens > 0 ? max_tokens - 1 : 0;  // room for EOS
-  if (ids.size() > keep) {
-    if (truncate == api::Truncate::kNone) throw too_long(where, param, ids.size() + 1, max_tokens);
-    if (truncate == api::Truncate::kStart)
-      ids.erase(ids.begin(), ids.end() - keep);
-    else
-      ids.resize(keep);
+// n >= kProtocolChunk tokens as 4 pieces of ceil(n/4) (the last shorter), each + EOS.
+void append_pieces(std::span<const int32_t> part, std::vector<int32_t>& out) {
+  const size_t piece = std::max<size_t>(1, ceil_div(part.size(), kProtocolEos));
+  for (size_t k = 0; k < kProtocolEos; ++k) {
+    const size_t start = std::min(part.size(), k * piece);
+    const size_t end = std::min(part.size(), start + piece);
+    out.insert(out.end(), part.begin() + start, part.begin() + end);
+    out.push_back(Tokenizer::kEos);
   }
-  ids.push_back(Tokenizer::kEos);
-  return ids;
 }
 
-std::vector<int32_t> embedding_tokens(std::vector<int32_t> ids, size_t max_tokens,
-                                      const std::string& where, const std::string& param) {
+}  // namespace
+
+Head head_of(api::InputType type) {
+  switch (type) {
+    case api::InputType::kSts:
+      return Head::kSts;
+    case api::InputType::kClassification:
+    case api::InputType::kClustering:
+      return Head::kClassification;
+    default:
+      return Head::kRetrieval;
+  }
+}
+
+std::vector<int32_t> eos_layout(std::span<const int32_t> text_ids, api::EosProtocol protocol) {
+  const size_t n = text_ids.size();
+  std::vector<int32_t> out;
+  if (protocol == api::EosProtocol::kSingle) {
+    out.reserve(n + 1);
+    out.assign(text_ids.begin(), text_ids.end());
+    out.push_back(Tokenizer::kEos);
+    return out;
+  }
+  if (n < kProtocolChunk) {  // short: the whole text once per EOS
+    out.reserve(kProtocolEos * (n + 1));
+    for (size_t k = 0; k < kProtocolEos; ++k) {
+      out.insert(out.end(), text_ids.begin(), text_ids.end());
+      out.push_back(Tokenizer::kEos);
+    }
+    return out;
+  }
+  // Up to ctx - n_eos tokens: one part; longer: ceil(n / ctx) parts of
+  // ceil(n / parts) tokens (the last shorter), each cut as one part.
+  const size_t parts = n <= kProtocolContext - kProtocolEos ? 1 : ceil_div(n, kProtocolContext);
+  const size_t part = ceil_div(n, parts);
+  out.reserve(n + parts * kProtocolEos);
+  for (size_t p = 0; p < parts; ++p) {
+    const size_t start = std::min(n, p * part);
+    append_pieces(text_ids.subspan(start, std::min(n, start + part) - start), out);
+  }
+  return out;
+}
+
+std::string instructed_text(std::string_view description, std::string_view text) {
+  if (description.empty()) return std::string(text);
+  std::string out = "Instruct: ";
+  out.append(description).append("\nQuery: ").append(text);
+  return out;
+}
+
+InputPreprocessor::InputPreprocessor() : protocol_(api::EosProtocol::kChunked) {
+  for (const api::InputType type : api::kAllInputTypes)
+    descriptions_[static_cast<size_t>(type)] = std::string(default_description(type));
+}
+
+InputPreprocessor::InputPreprocessor(
+    api::EosProtocol protocol, std::array<std::string, api::kAllInputTypes.size()> descriptions)
+    : protocol_(protocol), descriptions_(std::move(descriptions)) {}
+
+std::string_view InputPreprocessor::default_description(api::InputType type) {
+  switch (type) {
+    case api::InputType::kSearchQuery:
+      return "Given a query, retrieve documents that answer the query";
+    case api::InputType::kSts:
+      return "Retrieve semantically similar text";
+    case api::InputType::kClassification:
+    case api::InputType::kClustering:
+      return "Categorizing the given news title";  // upstream's fallback
+    default:
+      return "";  // documents: the text as it is
+  }
+}
+
+const std::string& InputPreprocessor::description(api::InputType type) const {
+  return descriptions_[static_cast<size_t>(type)];
+}
+
+PreparedText InputPreprocessor::prepare(std::string_view text, api::InputType type,
+                                        const api::TextOptions& options, size_t max_tokens,
+                                        api::Truncate truncate, const std::string& where,
+                                        const std::string& param) const {
+  const Tokenizer& tok = Tokenizer::world();
+  const std::string& description =
+      options.instruction ? *options.instruction : this->description(type);
+  std::vector<int32_t> ids = tok.encode(text, false);
+  std::string cut;  // the truncated text, when an instruction goes before it
+  if (ids.size() > max_tokens) {
+    if (truncate == api::Truncate::kNone) throw too_long(where, param, ids.size(), max_tokens);
+    if (truncate == api::Truncate::kStart)
+      ids.erase(ids.begin(), ids.end() - static_cast<std::ptrdiff_t>(max_tokens));
+    else
+      ids.resize(max_tokens);
+    if (!description.empty()) {
+      // Greedy longest match re-encodes a cut at token boundaries to the same ids.
+      cut = tok.decode(ids);
+      text = cut;
+    }
+  }
+  PreparedText out;
+  out.text_tokens = ids.size();
+  if (!description.empty()) ids = tok.encode(instructed_text(description, text), false);
+  out.ids = eos_layout(ids, options.eos_protocol.value_or(protocol_));
+  return out;
+}
+
+std::vector<int32_t> embedding_tokens(std::vector<int32_t> ids, const std::string& where,
+                                      const std::string& param) {
   // Ids without EOS have no embedding (upstream pools nothing: NaN). Their
   // usual sender is LangChain's OpenAIEmbeddings, whose tiktoken ids are
   // mostly < 65536 too: appending EOS would embed them as garbage, silently.
@@ -46,7 +146,6 @@ std::vector<int32_t> embedding_tokens(std::vector<int32_t> ids, size_t max_token
             "another tokenizer mean nothing to this model: if you use LangChain "
             "OpenAIEmbeddings, set check_embedding_ctx_length=False so that it sends the texts",
         param);
-  if (ids.size() > max_tokens) throw too_long(where, param, ids.size(), max_tokens);
   return ids;
 }
 

@@ -10,20 +10,6 @@ namespace {
 
 using nlohmann::json;
 
-Head head_for_task(const std::string& task) {
-  if (task == "sts") return Head::kSts;
-  if (task == "classification") return Head::kClassification;
-  return Head::kRetrieval;
-}
-
-api::RequestLimits limits_of(const ServerOptions& o) {
-  api::RequestLimits l;
-  l.max_body_bytes = o.max_body_bytes;
-  l.max_inputs = o.max_inputs;
-  l.max_documents = o.max_inputs;
-  return l;
-}
-
 void check_model(const ServerContext& ctx, const std::string& name) {
   if (!ctx.serves(name))
     throw api::ApiError(404,
@@ -60,20 +46,26 @@ std::vector<std::vector<float>> vectors_of(std::vector<Engine::Result>& results,
   return out;
 }
 
+// Usage counts the tokens the model runs (instruction, repeats and EOS
+// tokens of the input protocol included): that is the work, as on the
+// rerank and states routes.
 void openai_embeddings(ServerContext& ctx, const httplib::Request& req, httplib::Response& res) {
-  api::EmbeddingsRequest r = api::parse_embeddings_request(json_body(req), limits_of(ctx.options));
+  api::EmbeddingsRequest r = api::parse_embeddings_request(json_body(req), ctx.request_limits());
   check_model(ctx, r.model);
   check_dimensions(ctx, r.dimensions, "dimensions");
-  const Head head = head_for_task(r.task);
-  const size_t max_tokens = ctx.options.max_input_tokens;
+  const api::InputType type = ctx.input_type_for(r.text, r.model);
+  const Head head = head_of(type);
   std::vector<SequenceJob> jobs;
   int64_t tokens = 0;
   for (size_t i = 0; i < r.inputs.size(); ++i) {
     const std::string where = "input[" + std::to_string(i) + "]";
     auto& in = r.inputs[i];
     jobs.push_back(embedding_job(
-        in.is_tokens ? embedding_tokens(std::move(in.tokens), max_tokens, where, "input")
-                     : embedding_tokens(in.text, max_tokens, api::Truncate::kNone, where, "input"),
+        in.is_tokens ? embedding_tokens(std::move(in.tokens), where, "input")
+                     : ctx.inputs
+                           .prepare(in.text, type, r.text, size_t(ctx.options.max_input_tokens),
+                                    api::Truncate::kNone, where, "input")
+                           .ids,
         head));
     tokens += int64_t(jobs.back().tokens.size());
   }
@@ -87,18 +79,20 @@ void openai_embeddings(ServerContext& ctx, const httplib::Request& req, httplib:
 
 void cohere_embed(ServerContext& ctx, int version, const httplib::Request& req,
                   httplib::Response& res) {
-  api::CohereEmbedRequest r =
-      api::parse_cohere_embed_request(json_body(req), version, limits_of(ctx.options));
+  api::CohereEmbedRequest r = api::parse_cohere_embed_request(
+      json_body(req), version, ctx.engine->channels(), ctx.request_limits());
   check_model(ctx, r.model);
-  check_dimensions(ctx, r.output_dimension, "output_dimension");
-  const Head head = head_for_task(r.task);
+  const api::InputType type = ctx.input_type_for(r.text, r.model);
+  const Head head = head_of(type);
   size_t max_tokens = ctx.options.max_input_tokens;
   if (r.max_tokens) max_tokens = std::min(max_tokens, size_t(*r.max_tokens));
   std::vector<SequenceJob> jobs;
   int64_t tokens = 0;
   for (size_t i = 0; i < r.texts.size(); ++i) {
-    jobs.push_back(embedding_job(embedding_tokens(r.texts[i], max_tokens, r.truncate,
-                                                  "texts[" + std::to_string(i) + "]", "texts"),
+    jobs.push_back(embedding_job(ctx.inputs
+                                     .prepare(r.texts[i], type, r.text, max_tokens, r.truncate,
+                                              "texts[" + std::to_string(i) + "]", "texts")
+                                     .ids,
                                  head));
     tokens += int64_t(jobs.back().tokens.size());
   }

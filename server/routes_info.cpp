@@ -23,6 +23,7 @@ json model_card(const ServerContext& ctx, const std::string& name) {
                  {"layers", m.stack.layers},
                  {"heads", m.stack.heads},
                  {"max_input_tokens", ctx.options.max_input_tokens},
+                 {"eos_protocol", api::eos_protocol_name(ctx.inputs.protocol())},
                  {"reranker", ctx.engine->has_reranker()},
                  {"demo", ctx.demo_model}}}};
   if (ctx.demo_model)
@@ -47,6 +48,10 @@ void register_info_routes(httplib::Server& http, ServerContext& ctx) {
     json data = json::array();
     for (const std::string& name : ctx.options.served_model_names)
       data.push_back(model_card(ctx, name));
+    for (const auto& [name, type] : ctx.typed_models) {  // aliases that imply an input type
+      data.push_back(model_card(ctx, name));
+      data.back()["meta"]["input_type"] = api::input_type_name(type);
+    }
     send_json(res, 200, {{"object", "list"}, {"data", data}});
   };
   add_route(http, ctx, {"GET", "/v1/models"}, models);
@@ -72,11 +77,21 @@ void register_info_routes(httplib::Server& http, ServerContext& ctx) {
             });
 
   add_route(http, ctx, {"POST", "/tokenize"},
-            [](const httplib::Request& req, httplib::Response& res) {
+            [&ctx](const httplib::Request& req, httplib::Response& res) {
               const api::TokenizeRequest r = api::parse_tokenize_request(json_body(req));
+              const api::InputType type = ctx.input_type_for(r.text, "");
               json tokens = json::array();
-              for (const std::string& t : r.texts)
-                tokens.push_back(Tokenizer::world().encode(t, r.add_eos));
+              for (size_t i = 0; i < r.texts.size(); ++i) {
+                if (r.as_embedded)  // exactly what /v1/embeddings runs for this text
+                  tokens.push_back(ctx.inputs
+                                       .prepare(r.texts[i], type, r.text,
+                                                size_t(ctx.options.max_input_tokens),
+                                                api::Truncate::kNone,
+                                                "input[" + std::to_string(i) + "]", "input")
+                                       .ids);
+                else
+                  tokens.push_back(Tokenizer::world().encode(r.texts[i], r.add_eos));
+              }
               send_json(res, 200, {{"tokens", r.was_list ? tokens : tokens[0]}});
             });
 

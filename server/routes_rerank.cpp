@@ -33,7 +33,6 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api,
   const json body = json_body(req);
   const api::RerankApi which = route_api ? *route_api : api::rerank_api_for_bare_route(body);
   api::RequestLimits limits;
-  limits.max_body_bytes = ctx.options.max_body_bytes;
   limits.max_documents = ctx.options.max_inputs;
   const api::RerankRequest r = api::parse_rerank_request(body, which, limits);
   if (!ctx.serves(r.model))

@@ -88,11 +88,34 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
   env(cmd.add_option("--max-queued-tokens", o.scheduler.max_queued_tokens,
                      "Tokens waiting; beyond: 429")
           ->capture_default_str());
-  env(cmd.add_option(
-             "--max-input-tokens", o.max_input_tokens,
-             "Longest input; longer ones are refused (400) unless the request asks to truncate")
+  env(cmd.add_option("--max-input-tokens", o.max_input_tokens,
+                     "Longest input: a text's own tokens (before the instruction and the EOS "
+                     "tokens of --eos-protocol), or a token-id input's ids; longer ones are "
+                     "refused (400) unless the request asks to truncate")
           ->capture_default_str()
           ->check(CLI::PositiveNumber));
+  env(cmd.add_option("--eos-protocol", o.eos_protocol,
+                     "Text embeddings: chunked = EOS every 512 tokens of a 2048 context, short "
+                     "texts repeated 4 times (as the model was trained and evaluated); single = "
+                     "text + one EOS. Requests may override it (eos_protocol)")
+          ->capture_default_str()
+          ->check(CLI::IsMember({"chunked", "single"})));
+  for (const api::InputType type : api::kAllInputTypes) {
+    std::string name(api::input_type_name(type));
+    std::replace(name.begin(), name.end(), '_', '-');
+    std::string& description = o.instructions[static_cast<size_t>(type)];
+    description = std::string(InputPreprocessor::default_description(type));
+    env(cmd.add_option("--instruction-" + name, description,
+                       "Instruction description of " + std::string(api::input_type_name(type)) +
+                           " texts (\"Instruct: {description}\\nQuery: {text}\"; empty: the "
+                           "text as it is); requests may override it (instruction)")
+            ->capture_default_str());
+  }
+  env(cmd.add_option("--input-type-model", o.input_type_models,
+                     "NAME=INPUT_TYPE: a model name clients may send that implies that input "
+                     "type, for clients that can only choose a model (default: "
+                     "<model>-query=search_query; none: no such names)")
+          ->delimiter(','));
   env(cmd.add_option("--max-inputs", o.max_inputs, "Texts or documents per request")
           ->capture_default_str());
   env(cmd.add_option("--max-body-bytes", o.max_body_bytes, "Largest request body; beyond: 413")
@@ -205,6 +228,29 @@ void fetch_released_checkpoints(ServerOptions& o) {
   if (reranker != nullptr) o.reranker_path = fetch_released_file(reranker->reranker_file, download);
 }
 
+// The input protocol's flags: the preprocessor and the typed model aliases.
+void configure_inputs(ServerContext& ctx) {
+  const ServerOptions& o = ctx.options;
+  ctx.inputs = InputPreprocessor(*api::eos_protocol_from_name(o.eos_protocol), o.instructions);
+  std::vector<std::string> specs = o.input_type_models;
+  if (specs.empty()) specs.push_back(ctx.model_name() + "-query=search_query");
+  if (specs == std::vector<std::string>{"none"}) specs.clear();
+  for (const std::string& spec : specs) {
+    const size_t eq = spec.find('=');
+    const auto type =
+        eq == std::string::npos ? std::nullopt : api::input_type_from_name(spec.substr(eq + 1));
+    if (!type || eq == 0)
+      throw std::runtime_error("--input-type-model '" + spec +
+                               "': expected NAME=INPUT_TYPE with INPUT_TYPE one of "
+                               "search_document, search_query, sts, classification, clustering");
+    const std::string name = spec.substr(0, eq);
+    if (ctx.serves(name))
+      throw std::runtime_error("--input-type-model '" + spec + "': '" + name +
+                               "' is already a served model name");
+    ctx.typed_models.emplace_back(name, *type);
+  }
+}
+
 void load_model(ServerContext& ctx) {
   ServerOptions& o = ctx.options;
   std::optional<Checkpoint> model, reranker;
@@ -227,6 +273,7 @@ void load_model(ServerContext& ctx) {
   ctx.fingerprint = model_fingerprint(*model);  // ties cached states to these weights
   if (o.served_model_names.empty())
     o.served_model_names.push_back(ctx.demo_model ? "rwkv-emb-demo" : "rwkv-emb");
+  configure_inputs(ctx);
   ctx.engine =
       std::make_unique<Engine>(make_backend(o), *model, reranker ? &*reranker : nullptr, o.engine);
   spdlog::info("model '{}': L={} C={} H={}, reranker: {}, backend: {}, fingerprint {}",

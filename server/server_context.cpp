@@ -7,7 +7,25 @@ namespace rwkv::server {
 bool ServerContext::serves(const std::string& name) const {
   return name.empty() ||
          std::find(options.served_model_names.begin(), options.served_model_names.end(), name) !=
-             options.served_model_names.end();
+             options.served_model_names.end() ||
+         std::any_of(typed_models.begin(), typed_models.end(),
+                     [&](const auto& alias) { return alias.first == name; });
+}
+
+api::InputType ServerContext::input_type_for(const api::TextOptions& text,
+                                             const std::string& model) const {
+  if (text.input_type) return *text.input_type;
+  for (const auto& [name, type] : typed_models)
+    if (name == model) return type;
+  return api::InputType::kSearchDocument;
+}
+
+api::RequestLimits ServerContext::request_limits() const {
+  api::RequestLimits limits;
+  limits.max_inputs = options.max_inputs;
+  limits.max_documents = options.max_inputs;
+  limits.max_input_tokens = size_t(options.max_input_tokens);
+  return limits;
 }
 
 }  // namespace rwkv::server

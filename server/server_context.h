@@ -10,6 +10,7 @@
 #include "engine/scheduler.h"
 #include "engine/state_blob.h"
 #include "engine/state_store.h"
+#include "server/inputs.h"
 #include "server/metrics.h"
 #include "server/route_table.h"
 
@@ -31,9 +32,15 @@ struct ServerOptions {
   int threads = 0;
   EngineOptions engine;
   SchedulerOptions scheduler;
-  int max_input_tokens = 32768;  // per input, before truncation
+  // A text's own tokens or a token-id input's ids, before truncation.
+  int max_input_tokens = static_cast<int>(api::RequestLimits{}.max_input_tokens);
   size_t max_body_bytes = 16 << 20;
-  size_t max_inputs = 2048;  // texts or documents per request
+  size_t max_inputs = api::RequestLimits{}.max_inputs;  // texts or documents per request
+  std::string eos_protocol = "chunked";                 // of text embeddings: chunked | single
+  // Default instruction description per input type (api::InputType order); "" = none.
+  std::array<std::string, api::kAllInputTypes.size()> instructions;
+  // NAME=INPUT_TYPE: model names that imply an input type; empty: <model>-query=search_query.
+  std::vector<std::string> input_type_models;
   int http_threads = 128;
   int read_timeout_seconds = 10;
   std::vector<std::string> api_keys;
@@ -55,10 +62,18 @@ struct ServerContext {
   std::atomic<bool> draining{false};  // shutting down: new work gets 503
   std::atomic<int> in_flight{0};      // HTTP requests not yet fully answered
   RouteTable routes;                  // what is served where (add_route fills it)
+  InputPreprocessor inputs;           // text -> token ids, with the protocol flags
+  // Served model aliases that imply an input type (--input-type-model).
+  std::vector<std::pair<std::string, api::InputType>> typed_models;
 
   const std::string& model_name() const { return options.served_model_names.front(); }
-  // True when `name` is empty (clients may omit it) or one of the served names.
+  // True when `name` is empty (clients may omit it), a served name or a typed alias.
   bool serves(const std::string& name) const;
+  // The input type of a text request: its own field, else its model alias's,
+  // else search_document.
+  api::InputType input_type_for(const api::TextOptions& text, const std::string& model) const;
+  // The per-request limits of the parsers, from the flags.
+  api::RequestLimits request_limits() const;
 };
 
 }  // namespace rwkv::server

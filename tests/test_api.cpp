@@ -17,6 +17,7 @@
 #include "api/api_error.h"
 #include "api/cohere_embed.h"
 #include "api/encoding.h"
+#include "api/input_protocol.h"
 #include "api/json_fields.h"
 #include "api/limits.h"
 #include "api/openai_embeddings.h"
@@ -74,9 +75,10 @@ EmbeddingsRequest parse_embeddings(const std::string& body, const RequestLimits&
   return parse_embeddings_request(json::parse(body), limits);
 }
 
+// `dimension`: the model's width (8 by default, so binary types are allowed).
 CohereEmbedRequest parse_embed(const std::string& body, int version,
-                               const RequestLimits& limits = {}) {
-  return parse_cohere_embed_request(json::parse(body), version, limits);
+                               const RequestLimits& limits = {}, int dimension = 8) {
+  return parse_cohere_embed_request(json::parse(body), version, dimension, limits);
 }
 
 RerankRequest parse_rerank(const std::string& body, RerankApi api = RerankApi::kCohereV1,
@@ -313,7 +315,9 @@ TEST(ApiEmbeddings, SingleStringAndDefaults) {
   EXPECT_EQ(request.model, "m");
   EXPECT_FALSE(request.base64);
   EXPECT_EQ(request.dimensions, std::nullopt);
-  EXPECT_EQ(request.task, "retrieval");
+  EXPECT_EQ(request.text.input_type, std::nullopt);  // the route: alias, else search_document
+  EXPECT_EQ(request.text.instruction, std::nullopt);
+  EXPECT_EQ(request.text.eos_protocol, std::nullopt);
   EXPECT_TRUE(request.normalize);
 }
 
@@ -375,11 +379,14 @@ TEST(ApiEmbeddings, TokenIdValidation) {
   EXPECT_API_ERROR(parse_embeddings(R"({"input": [1, 2.5]})"), 400, "input",
                    "'input[1]' must be an integer token id, got 2.5");
   EXPECT_API_ERROR(parse_embeddings(R"({"input": [-1]})"), 400, "input", "is -1");
-  // 65530..65534 are not in the World vocabulary.
+  // 65530..65534 are no tokenizer output, but rows of the embedding table
+  // that the model computes (and the CLI accepts): every id below 65536 goes.
   for (const int id : {65530, 65531, 65534}) {
-    EXPECT_API_ERROR(parse_embeddings("{\"input\": [[5, " + std::to_string(id) + "]]}"), 400,
-                     "input", std::to_string(id) + ", which is not in the RWKV World vocabulary");
+    EXPECT_EQ(parse_embeddings("{\"input\": [[5, " + std::to_string(id) + "]]}").inputs[0].tokens,
+              (std::vector<int32_t>{5, id}));
   }
+  EXPECT_API_ERROR(parse_embeddings(R"({"input": [[1], [2, 3, 65536]]})"), 400, "input",
+                   "'input[1][2]' is 65536");
   // tiktoken cl100k ids, as LangChain's OpenAIEmbeddings sends them.
   EXPECT_API_ERROR(parse_embeddings(R"({"input": [[9906, 100257]]})"), 400, "input",
                    "token ids must be < 65536");
@@ -411,9 +418,11 @@ TEST(ApiEmbeddings, Dimensions) {
 }
 
 TEST(ApiEmbeddings, TaskNormalizeModelAndIgnoredFields) {
-  EXPECT_EQ(parse_embeddings(R"({"input": "a", "task": "sts"})").task, "sts");
-  EXPECT_EQ(parse_embeddings(R"({"input": "a", "task": "classification"})").task, "classification");
-  EXPECT_EQ(parse_embeddings(R"({"input": "a", "task": null})").task, "retrieval");
+  const auto type = [](const std::string& body) { return parse_embeddings(body).text.input_type; };
+  EXPECT_EQ(type(R"({"input": "a", "task": "sts"})"), InputType::kSts);
+  EXPECT_EQ(type(R"({"input": "a", "task": "classification"})"), InputType::kClassification);
+  EXPECT_EQ(type(R"({"input": "a", "task": "retrieval"})"), InputType::kSearchDocument);
+  EXPECT_EQ(type(R"({"input": "a", "task": null})"), std::nullopt);
   EXPECT_API_ERROR(parse_embeddings(R"({"input": "a", "task": "rerank"})"), 400, "task",
                    "'task' must be one of \"retrieval\", \"sts\", \"classification\"");
   EXPECT_FALSE(parse_embeddings(R"({"input": "a", "normalize": false})").normalize);
@@ -424,6 +433,62 @@ TEST(ApiEmbeddings, TaskNormalizeModelAndIgnoredFields) {
   EXPECT_NO_THROW(parse_embeddings(R"({"input": "a", "user": "u", "extra": {"x": 1}})"));
   EXPECT_API_ERROR(parse_embeddings_request(json::array(), {}), 400, kNoParam,
                    "must be a JSON object");
+}
+
+TEST(ApiEmbeddings, InputProtocolFields) {
+  const auto request = parse_embeddings(
+      R"({"input": "a", "input_type": "search_query", "instruction": "Find", "eos_protocol": "single"})");
+  EXPECT_EQ(request.text.input_type, InputType::kSearchQuery);
+  EXPECT_EQ(request.text.instruction, "Find");
+  EXPECT_EQ(request.text.eos_protocol, EosProtocol::kSingle);
+  EXPECT_EQ(parse_embeddings(R"({"input": "a", "input_type": "sts"})").text.input_type,
+            InputType::kSts);
+  EXPECT_EQ(parse_embeddings(R"({"input": "a", "eos_protocol": "chunked"})").text.eos_protocol,
+            EosProtocol::kChunked);
+  EXPECT_API_ERROR(parse_embeddings(R"({"input": "a", "input_type": "query"})"), 400, "input_type",
+                   "'input_type' must be one of \"search_document\", \"search_query\", \"sts\", "
+                   "\"classification\", \"clustering\", got \"query\"");
+  EXPECT_API_ERROR(parse_embeddings(R"({"input": "a", "eos_protocol": "many"})"), 400,
+                   "eos_protocol", "'eos_protocol' must be one of \"chunked\", \"single\"");
+  EXPECT_API_ERROR(parse_embeddings(R"({"input": "a", "instruction": 1})"), 400, "instruction",
+                   "'instruction' must be a string");
+  // task and input_type together: the same head, or a 400.
+  EXPECT_EQ(parse_embeddings(R"({"input": "a", "task": "retrieval", "input_type": "search_query"})")
+                .text.input_type,
+            InputType::kSearchQuery);
+  EXPECT_API_ERROR(
+      parse_embeddings(R"({"input": "a", "task": "sts", "input_type": "search_query"})"), 400,
+      "task", "pick different heads");
+  // Token ids are used as given: no instruction for them.
+  EXPECT_API_ERROR(parse_embeddings(R"({"input": [[1, 65535]], "instruction": "Find"})"), 400,
+                   "instruction", "'instruction' applies to texts only");
+  EXPECT_EQ(parse_embeddings(R"({"input": [[1, 65535]], "input_type": "sts"})").text.input_type,
+            InputType::kSts);  // the head of the ids
+}
+
+TEST(ApiCohereEmbed, InputProtocolFields) {
+  const auto request = parse_embed(
+      R"({"texts": ["a"], "input_type": "search_query", "instruction": "", "eos_protocol": "single"})",
+      1);
+  EXPECT_EQ(request.text.instruction, "");
+  EXPECT_EQ(request.text.eos_protocol, EosProtocol::kSingle);
+  EXPECT_API_ERROR(parse_embed(R"({"texts": ["a"], "eos_protocol": "double"})", 1), 400,
+                   "eos_protocol", "'eos_protocol' must be one of \"chunked\", \"single\"");
+}
+
+TEST(ApiTokenize, AsEmbeddedIsOptIn) {
+  const auto plain = parse_tokenize_request(json::parse(R"({"input": "a"})"));
+  EXPECT_FALSE(plain.as_embedded);
+  const auto embedded = parse_tokenize_request(json::parse(
+      R"({"input": "a", "as_embedded": true, "input_type": "sts", "eos_protocol": "single"})"));
+  EXPECT_TRUE(embedded.as_embedded);
+  EXPECT_EQ(embedded.text.input_type, InputType::kSts);
+  EXPECT_EQ(embedded.text.eos_protocol, EosProtocol::kSingle);
+  EXPECT_API_ERROR(parse_tokenize_request(json::parse(R"({"input": "a", "input_type": "sts"})")),
+                   400, "input_type", "needs \"as_embedded\": true");
+  EXPECT_API_ERROR(parse_tokenize_request(
+                       json::parse(R"({"input": "a", "as_embedded": true, "add_eos": true})")),
+                   400, "add_eos", "does not apply");
 }
 
 TEST(ApiEmbeddings, Limits) {
@@ -440,9 +505,10 @@ TEST(ApiEmbeddings, Limits) {
                    "'input[1]' is 5 bytes long, over the limit of 4");
   EXPECT_API_ERROR(parse_embeddings(R"({"input": "abcde"})", limits), 413, "input", "'input'");
   EXPECT_NO_THROW(parse_embeddings(R"({"input": [1, 2, 3]})", limits));  // one input
-  EXPECT_API_ERROR(parse_embeddings(R"({"input": [1, 2, 3, 4]})", limits), 413, "input",
-                   "4 tokens, over the limit of 3");
-  EXPECT_API_ERROR(parse_embeddings(R"({"input": [[1, 2, 3, 4]]})", limits), 413, "input",
+  // The one --max-input-tokens limit: 400 as for a text over it (the route).
+  EXPECT_API_ERROR(parse_embeddings(R"({"input": [1, 2, 3, 4]})", limits), 400, "input",
+                   "4 tokens, more than the limit of 3");
+  EXPECT_API_ERROR(parse_embeddings(R"({"input": [[1, 2, 3, 4]]})", limits), 400, "input",
                    "'input[0]' has 4 tokens");
 }
 
@@ -621,8 +687,7 @@ TEST(ApiCohereEmbed, V1MinimalDefaults) {
   EXPECT_EQ(request.api_version, 1);
   EXPECT_EQ(request.texts, (std::vector<std::string>{"a", ""}));
   EXPECT_EQ(request.model, "");
-  EXPECT_EQ(request.input_type, "");
-  EXPECT_EQ(request.task, "retrieval");
+  EXPECT_EQ(request.text.input_type, std::nullopt);
   EXPECT_EQ(request.embedding_types, std::vector<EmbeddingType>{EmbeddingType::kFloat});
   EXPECT_FALSE(request.by_type);
   EXPECT_EQ(request.truncate, Truncate::kEnd);
@@ -636,19 +701,23 @@ TEST(ApiCohereEmbed, LangChainV1Request) {
                                    1);
   EXPECT_TRUE(request.by_type);
   EXPECT_EQ(request.model, "embed-english-v3.0");
-  EXPECT_EQ(request.input_type, "search_document");
+  EXPECT_EQ(request.text.input_type, InputType::kSearchDocument);
 }
 
 TEST(ApiCohereEmbed, InputTypes) {
   const auto task = [](const std::string& input_type) {
-    return parse_embed(R"({"texts": ["a"], "input_type": ")" + input_type + "\"}", 1).task;
+    return parse_embed(R"({"texts": ["a"], "input_type": ")" + input_type + "\"}", 1)
+        .text.input_type;
   };
-  EXPECT_EQ(task("search_document"), "retrieval");
-  EXPECT_EQ(task("search_query"), "retrieval");
-  EXPECT_EQ(task("classification"), "classification");
-  EXPECT_EQ(task("clustering"), "classification");
+  EXPECT_EQ(task("search_document"), InputType::kSearchDocument);
+  EXPECT_EQ(task("search_query"), InputType::kSearchQuery);
+  EXPECT_EQ(task("classification"), InputType::kClassification);
+  EXPECT_EQ(task("clustering"), InputType::kClustering);
   EXPECT_API_ERROR(task("image"), 400, "input_type", "\"image\" is not supported");
-  EXPECT_API_ERROR(task("query"), 400, "input_type", "'input_type' must be one of");
+  EXPECT_API_ERROR(task("query"), 400, "input_type",
+                   "'input_type' must be one of \"search_document\", \"search_query\", "
+                   "\"classification\", \"clustering\", got \"query\"");
+  EXPECT_API_ERROR(task("sts"), 400, "input_type", "'input_type' must be one of");
   EXPECT_API_ERROR(parse_embed(R"({"texts": ["a"], "input_type": 1})", 1), 400, "input_type",
                    "'input_type' must be a string");
 }
@@ -686,7 +755,7 @@ TEST(ApiCohereEmbed, V2Inputs) {
                  {"content": [{"text": "c"}]}]})",
                                    2);
   EXPECT_EQ(request.texts, (std::vector<std::string>{"a\nb", "c"}));
-  EXPECT_EQ(request.task, "classification");
+  EXPECT_EQ(request.text.input_type, InputType::kClassification);
   const std::string head = R"({"model": "m", "input_type": "search_query", )";
   EXPECT_API_ERROR(parse_embed(head + R"("inputs": [{"content": [{"type": "image_url",
       "image_url": {"url": "x"}}]}]})",
@@ -741,18 +810,30 @@ TEST(ApiCohereEmbed, TruncateMaxTokensOutputDimension) {
   EXPECT_API_ERROR(parse_embed(R"({"texts": ["a"], "max_tokens": 0})", 1), 400, "max_tokens",
                    "'max_tokens' must be a positive integer, got 0");
 
-  EXPECT_EQ(parse_embed(R"({"texts": ["a"], "output_dimension": 12})", 1).output_dimension, 12);
+  EXPECT_EQ(parse_embed(R"({"texts": ["a"], "output_dimension": 8})", 1).output_dimension, 8);
   EXPECT_API_ERROR(parse_embed(R"({"texts": ["a"], "output_dimension": -1})", 1), 400,
                    "output_dimension", "positive integer");
-  EXPECT_API_ERROR(parse_embed(R"({"texts": ["a"], "output_dimension": 12,
-                                   "embedding_types": ["ubinary"]})",
-                               1),
-                   400, "output_dimension", "multiple of 8");
+  EXPECT_API_ERROR(parse_embed(R"({"texts": ["a"], "output_dimension": 12})", 1), 400,
+                   "output_dimension", "'output_dimension' must be 8, the model's width");
   EXPECT_EQ(parse_embed(R"({"texts": ["a"], "output_dimension": 16,
                             "embedding_types": ["binary"]})",
-                        1)
+                        1, {}, 16)
                 .output_dimension,
             16);
+}
+
+// Issue 12: binary types of a width that is no multiple of 8 were refused by
+// cohere_embed_response, a 400 after the model ran. Now the parse refuses
+// them, and the response of a parsed request cannot fail.
+TEST(ApiCohereEmbed, BinaryTypesAreCheckedBeforeTheModelRuns) {
+  for (const char* types : {R"(["ubinary"])", R"(["float", "binary"])"}) {
+    EXPECT_API_ERROR(
+        parse_embed(std::string(R"({"texts": ["a"], "embedding_types": )") + types + "}", 1, {},
+                    12),
+        400, "embedding_types", "multiple of 8; this model's is 12");
+  }
+  const auto request = parse_embed(R"({"texts": ["a"], "embedding_types": ["int8"]})", 1, {}, 12);
+  EXPECT_NO_THROW(cohere_embed_response(request, {std::vector<float>(12, 0.5f)}, 1));
 }
 
 TEST(ApiCohereEmbed, Limits) {
@@ -826,12 +907,6 @@ TEST(ApiCohereEmbed, IdsAreUniqueStrings) {
   const json a = cohere_embed_response(request, {{1.0f}}, 1);
   const json b = cohere_embed_response(request, {{1.0f}}, 1);
   EXPECT_NE(a["id"], b["id"]);
-}
-
-TEST(ApiCohereEmbed, BinaryNeedsMultipleOf8) {
-  const auto request = parse_embed(R"({"texts": ["a"], "embedding_types": ["binary"]})", 1);
-  EXPECT_API_ERROR(cohere_embed_response(request, {std::vector<float>(12, 1.0f)}, 1), 400,
-                   "embedding_types", "multiple of 8");
 }
 
 // ---------------------------------------------------------------------------

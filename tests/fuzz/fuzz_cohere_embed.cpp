@@ -11,7 +11,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (int version : {1, 2}) {
     fuzz::parse_request(
         data, size, [version](const nlohmann::json& body, const api::RequestLimits& limits) {
-          const api::CohereEmbedRequest r = api::parse_cohere_embed_request(body, version, limits);
+          const api::CohereEmbedRequest r =
+              api::parse_cohere_embed_request(body, version, 64, limits);
           fuzz::check(!r.texts.empty() && r.texts.size() <= limits.max_inputs, "text count");
           for (const std::string& text : r.texts)
             fuzz::check(text.size() <= limits.max_input_bytes, "text bytes");
@@ -19,7 +20,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                                       r.embedding_types.end());
           fuzz::check(!r.embedding_types.empty() && distinct.size() == r.embedding_types.size(),
                       "embedding types");
-          fuzz::check(r.task == "retrieval" || r.task == "classification", "task");
+          fuzz::check(!r.text.input_type || *r.text.input_type != api::InputType::kSts,
+                      "input type");
           fuzz::check(!r.max_tokens || *r.max_tokens > 0, "max_tokens");
           fuzz::check(!r.output_dimension || *r.output_dimension > 0, "output_dimension");
           // 8 dimensions: the binary types pack 8 per byte.

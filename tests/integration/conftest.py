@@ -120,6 +120,23 @@ def fixture_server():
     assert server.terminate() == 0, server.output()
 
 
+@pytest.fixture(scope="session")
+def seed_server():
+    """The fixture model served as the seed embedded texts: text + one EOS, no instructions
+    (--eos-protocol single, every --instruction-* empty). That is what expected.json's
+    reference numbers are for, so client tests compare with them here; the input
+    protocol itself is tested in test_protocol.py."""
+    require_fixtures()
+    no_instructions = [arg for t in ("search-document", "search-query", "sts", "classification",
+                                     "clustering") for arg in (f"--instruction-{t}", "")]
+    server = Server("--model", str(FIXTURES / "embedding.pth"),
+                    "--reranker", str(FIXTURES / "reranker_idx.pth"),
+                    "--served-model-name", "rwkv-fixture,alias-name",
+                    "--eos-protocol", "single", *no_instructions)
+    yield server
+    assert server.terminate() == 0, server.output()
+
+
 @pytest.fixture()
 def make_server():
     """Starts servers with custom flags; stops them after the test."""

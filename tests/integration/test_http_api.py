@@ -1,6 +1,10 @@
 """Every HTTP endpoint against the fixture model, numerically equal to the
 reference outputs in ../shared/fixtures (tolerance 1e-4, as for the engine:
-the fixture README measures float32-vs-float64 differences below 3e-6)."""
+the fixture README measures float32-vs-float64 differences below 3e-6).
+
+expected.json's text embeddings are text + one EOS without an instruction:
+the tests that compare texts with them use `seed_server` (--eos-protocol
+single, no instructions). The input protocol is test_protocol.py's."""
 import base64
 
 import numpy as np
@@ -28,10 +32,10 @@ def cohere_error(r, status):
 # ---- OpenAI /v1/embeddings ----
 
 @pytest.mark.parametrize("task", list(HEADS))
-def test_openai_embeddings_match_reference_for_every_case(fixture_server, expected, task):
+def test_openai_embeddings_match_reference_for_every_case(seed_server, expected, task):
     for case in expected["embeddings"]:
         given = case["text"] if case["input_kind"] == "text" else case["ids"]
-        r = fixture_server.post("/v1/embeddings", {"input": given, "model": "rwkv-fixture",
+        r = seed_server.post("/v1/embeddings", {"input": given, "model": "rwkv-fixture",
                                                    "task": task, "normalize": False})
         assert r.status_code == 200, r.text
         body = r.json()
@@ -39,18 +43,18 @@ def test_openai_embeddings_match_reference_for_every_case(fixture_server, expect
         assert body["usage"] == {"prompt_tokens": len(case["ids"]), "total_tokens": len(case["ids"])}
 
 
-def test_openai_embeddings_shape_order_base64_and_normalization(fixture_server, expected):
+def test_openai_embeddings_shape_order_base64_and_normalization(seed_server, expected):
     cases = expected["embeddings"][:5]
     texts = [c["text"] for c in cases]
     for path in ("/v1/embeddings", "/embeddings"):
-        r = fixture_server.post(path, {"input": texts, "model": "alias-name"})
+        r = seed_server.post(path, {"input": texts, "model": "alias-name"})
         body = r.json()
         assert body["object"] == "list" and body["model"] == "alias-name"
         assert [d["index"] for d in body["data"]] == list(range(len(texts)))
         for d, c in zip(body["data"], cases):
             assert d["object"] == "embedding"
             close(d["embedding"], unit(c["retr"]))
-    r = fixture_server.post("/v1/embeddings", {"input": texts, "encoding_format": "base64"})
+    r = seed_server.post("/v1/embeddings", {"input": texts, "encoding_format": "base64"})
     for d, c in zip(r.json()["data"], cases):
         close(np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4"), unit(c["retr"]))
 
@@ -70,9 +74,9 @@ def test_openai_embeddings_token_inputs_without_eos_are_400(fixture_server, expe
     assert "input[1]" in err["message"] and "check_embedding_ctx_length=False" in err["message"]
 
 
-def test_openai_embeddings_empty_string_is_eos_only(fixture_server, expected):
+def test_openai_embeddings_empty_string_is_eos_only(seed_server, expected):
     case = next(c for c in expected["embeddings"] if c["name"] == "empty_text_eos_only")
-    r = fixture_server.post("/v1/embeddings", {"input": "", "normalize": False})
+    r = seed_server.post("/v1/embeddings", {"input": "", "normalize": False})
     close(r.json()["data"][0]["embedding"], case["retr"])
 
 
@@ -122,7 +126,9 @@ def test_over_long_input_is_400_and_truncation_is_opt_in(make_server, expected):
     for mode in ("START", "END"):
         r = server.post("/v1/embed", {"texts": [long_text], "truncate": mode})
         assert r.status_code == 200, r.text
-        assert r.json()["meta"]["billed_units"]["input_tokens"] == 8
+        # The limit counts the text's own tokens (8 kept); billed are the tokens run, which
+        # the chunked protocol repeats 4 times, each with its EOS (it was 7 + 1 EOS).
+        assert r.json()["meta"]["billed_units"]["input_tokens"] == 4 * (8 + 1)
 
 
 def test_oversized_body_is_413(make_server, expected):
@@ -139,9 +145,9 @@ def test_unknown_route_is_404(fixture_server):
 
 @pytest.mark.parametrize("input_type,head", [("search_document", "retr"), ("search_query", "retr"),
                                              ("classification", "cls"), ("clustering", "cls")])
-def test_cohere_v1_embed_floats(fixture_server, expected, input_type, head):
+def test_cohere_v1_embed_floats(seed_server, expected, input_type, head):
     cases = [c for c in expected["embeddings"] if c["input_kind"] == "text"][:4]
-    r = fixture_server.post("/v1/embed", {"texts": [c["text"] for c in cases], "input_type": input_type})
+    r = seed_server.post("/v1/embed", {"texts": [c["text"] for c in cases], "input_type": input_type})
     body = r.json()
     assert body["response_type"] == "embeddings_floats" and isinstance(body["id"], str)
     assert body["texts"] == [c["text"] for c in cases]
@@ -149,9 +155,9 @@ def test_cohere_v1_embed_floats(fixture_server, expected, input_type, head):
         close(e, unit(c[head]))
 
 
-def test_cohere_v2_embed_by_type(fixture_server, expected):
+def test_cohere_v2_embed_by_type(seed_server, expected):
     case = next(c for c in expected["embeddings"] if c["name"] == "pangram")
-    r = fixture_server.post("/v2/embed", {"texts": [case["text"]], "model": "rwkv-fixture",
+    r = seed_server.post("/v2/embed", {"texts": [case["text"]], "model": "rwkv-fixture",
                                           "input_type": "search_query",
                                           "embedding_types": ["float", "int8", "ubinary", "binary", "base64"]})
     assert r.status_code == 200, r.text
@@ -227,8 +233,13 @@ def test_tokenize_and_detokenize_match_reference(fixture_server, expected):
 
 def test_models_health_version_metrics(fixture_server):
     models = fixture_server.get("/v1/models").json()
-    assert [m["id"] for m in models["data"]] == ["rwkv-fixture", "alias-name"]
+    # The served names, then the default query alias (<first name>-query: search_query),
+    # new with the input protocol, for clients that can only choose a model name.
+    assert [m["id"] for m in models["data"]] == ["rwkv-fixture", "alias-name", "rwkv-fixture-query"]
     assert models["data"][0]["meta"]["dimensions"] == 128 and not models["data"][0]["meta"]["demo"]
+    assert models["data"][0]["meta"]["eos_protocol"] == "chunked"
+    assert models["data"][2]["meta"]["input_type"] == "search_query"
+    assert "input_type" not in models["data"][0]["meta"]
     assert fixture_server.get("/health").json() == {"status": "ok"}
     assert fixture_server.get("/version").json()["name"] == "rwkv-emb-server"
     fixture_server.post("/v1/embeddings", {"input": "metrics"})

@@ -1,5 +1,10 @@
 """The official OpenAI and Cohere Python SDKs against the real server and the
-fixture model: what they send by default must give the reference numbers."""
+fixture model: what they send by default must give the reference numbers.
+
+The reference numbers (expected.json) are for text + one EOS without an
+instruction, so these tests use `seed_server` (--eos-protocol single, no
+instructions): they test what the SDKs send and decode. The input protocol is
+test_protocol.py's; the last test here sets it from the SDK (extra_body)."""
 import cohere
 import numpy as np
 import openai
@@ -9,8 +14,8 @@ from reference import TOL, close, sigmoid, unit
 
 
 @pytest.fixture(scope="module")
-def oai(fixture_server):
-    return openai.OpenAI(base_url=fixture_server.url + "/v1", api_key="unused", max_retries=0)
+def oai(seed_server):
+    return openai.OpenAI(base_url=seed_server.url + "/v1", api_key="unused", max_retries=0)
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +59,13 @@ def test_openai_sdk_errors_map_to_sdk_exceptions(oai):
 
 
 @pytest.fixture(scope="module")
-def co_v1(fixture_server):
-    return cohere.Client(base_url=fixture_server.url, api_key="unused")
+def co_v1(seed_server):
+    return cohere.Client(base_url=seed_server.url, api_key="unused")
 
 
 @pytest.fixture(scope="module")
-def co_v2(fixture_server):
-    return cohere.ClientV2(base_url=fixture_server.url, api_key="unused")
+def co_v2(seed_server):
+    return cohere.ClientV2(base_url=seed_server.url, api_key="unused")
 
 
 def test_cohere_v1_and_v2_rerank(co_v1, co_v2, expected):
@@ -104,3 +109,21 @@ def test_cohere_v1_sdk_batches_of_96_are_merged(co_v1, text_cases):
     r = co_v1.embed(model="rwkv-fixture", texts=texts, input_type="search_document")
     assert len(r.embeddings) == 200
     close(r.embeddings[150], unit(text_cases[150 % len(text_cases)]["retr"]))
+
+
+def test_openai_sdk_sets_the_input_protocol_with_extra_body(fixture_server):
+    # The default server (chunked, instructions): input_type through extra_body, as the
+    # README tells; equal to the ids that /tokenize as_embedded says are run.
+    import json
+    from conftest import FIXTURES
+    case = next(c for c in json.loads((FIXTURES / "protocol.json").read_text())["cases"]
+                if c["name"] == "sentence_query")
+    client = openai.OpenAI(base_url=fixture_server.url + "/v1", api_key="unused", max_retries=0)
+    got = client.embeddings.create(model="rwkv-fixture", input=case["text"],
+                                   extra_body={"input_type": "search_query", "normalize": False})
+    want = client.embeddings.create(model="rwkv-fixture", input=[case["ids"]],
+                                    extra_body={"normalize": False})
+    close(got.data[0].embedding, want.data[0].embedding, 2e-6)
+    alias = client.embeddings.create(model="rwkv-fixture-query", input=case["text"],
+                                     extra_body={"normalize": False})
+    close(alias.data[0].embedding, want.data[0].embedding, 2e-6)
