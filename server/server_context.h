@@ -36,6 +36,7 @@ struct ServerOptions {
   size_t max_inputs = 2048;  // texts or documents per request
   int http_threads = 128;
   int read_timeout_seconds = 10;
+  double heartbeat_seconds = 0;  // computing longer: 200 at once, then spaces; 0: never
   std::vector<std::string> api_keys;
   std::string log_format = "text";      // text | json
   StateStoreOptions states;             // /v1/states backend

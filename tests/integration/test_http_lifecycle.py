@@ -84,6 +84,20 @@ def test_client_disconnect_cancels_its_work(make_server):
     assert server.post("/v1/embeddings", {"input": "next"}).status_code == 200
 
 
+def test_a_slow_request_gets_an_ordinary_200_with_content_length(make_server):
+    """Nothing is sent while the engine computes (no heartbeat by default), so
+    a request that takes far more than 100 ms still gets a plain answer."""
+    server = make_server("--max-batch-seqs", "1", "--chunk-tokens", "16")
+    text = text_of(1500, 4)
+    for path, body in [("/v1/embeddings", {"input": text}), ("/v1/rerank", {"query": "q", "documents": [text]})]:
+        t0 = time.monotonic()
+        r = server.post(path, body)
+        assert time.monotonic() - t0 > 0.5, "the request should have been slow"
+        assert r.status_code == 200, r.text[:300]
+        assert "Transfer-Encoding" not in r.headers and "Content-Length" in r.headers
+        assert r.text.startswith("{")
+
+
 def test_sigterm_finishes_in_flight_requests_then_exits_0(make_server):
     server = make_server("--max-batch-seqs", "1", "--chunk-tokens", "64", "--max-input-tokens", "1000000")
     results = {}
