@@ -107,9 +107,8 @@ kernels::PackedBatch Engine::upload_batch(const std::vector<int32_t>& tokens,
 void Engine::check_tokens(std::span<const int32_t> tokens) const {
   for (int32_t id : tokens) {
     if (id < 0 || id >= model_.vocab_rows)
-      throw std::invalid_argument("token id " + std::to_string(id) +
-                                  " is outside the vocabulary (0.." +
-                                  std::to_string(model_.vocab_rows - 1) + ")");
+      throw InvalidTokens("token id " + std::to_string(id) + " is outside the vocabulary (0.." +
+                          std::to_string(model_.vocab_rows - 1) + ")");
   }
 }
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <vector>
 
 #include "engine/checkpoint.h"
@@ -23,6 +24,13 @@ struct EngineOptions {
 };
 
 // Host copy of one sequence's recurrent state (MODEL.md "State").
+// Token ids the model cannot take (outside its embedding table): a fault of
+// the input, unlike the engine's other failures.
+class InvalidTokens : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
 struct SequenceState {
   std::vector<float> shift;  // [L, 2, C]
   std::vector<float> wkv;    // [L, H, 64, 64]
@@ -85,7 +93,7 @@ class Engine {
   std::vector<Result> run(std::span<const Sequence> sequences, const Wanted& wanted);
   // Reads what is wanted from finished slots into results[i] for slots[i].
   void collect(std::span<const int> slots, std::span<Result* const> results, const Wanted& wanted);
-  // Throws std::invalid_argument unless every id indexes the embedding table.
+  // Throws InvalidTokens unless every id indexes the embedding table.
   void check_tokens(std::span<const int32_t> tokens) const;
 
  private:

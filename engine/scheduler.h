@@ -83,8 +83,8 @@ class Scheduler {
   Scheduler(Engine& engine, SchedulerOptions options, StepCallback on_step = {});
   ~Scheduler();  // drains, like shutdown()
 
-  // Queues a request. Throws QueueFull, ShuttingDown, or std::invalid_argument
-  // for token ids the model cannot take.
+  // Queues a request. Throws QueueFull, ShuttingDown, or InvalidTokens for
+  // token ids the model cannot take.
   std::shared_ptr<PendingRequest> submit(std::vector<SequenceJob> jobs);
   // Stops accepting requests, finishes every accepted one, stops the loop.
   void shutdown();

@@ -11,18 +11,24 @@ namespace rwkv {
 inline constexpr std::string_view kRerankInstruction =
     "Instruct: Given a query, retrieve documents that answer the query\n";
 
+// What precedes the document, online and offline.
+inline std::string rerank_document_prefix() {
+  return std::string(kRerankInstruction).append("Document: ");
+}
+
+// Online: what follows the document.
+inline std::string rerank_online_suffix(std::string_view query) {
+  return std::string("\nQuery: ").append(query);
+}
+
 // Online: one sequence per (document, query) pair, then EOS.
 inline std::string rerank_online_text(std::string_view document, std::string_view query) {
-  std::string s(kRerankInstruction);
-  s.append("Document: ").append(document).append("\nQuery: ").append(query);
-  return s;
+  return rerank_document_prefix().append(document).append(rerank_online_suffix(query));
 }
 
 // Offline, cached part: the document, without EOS.
 inline std::string rerank_document_text(std::string_view document) {
-  std::string s(kRerankInstruction);
-  s.append("Document: ").append(document).append("\n");
-  return s;
+  return rerank_document_prefix().append(document).append("\n");
 }
 
 // Offline, per query: run on top of a copy of the document state, then EOS.

@@ -2,10 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <exception>
 #include <set>
-#include <thread>
 
 #include "api/json_fields.h"
 #include "server/auth.h"
@@ -17,9 +18,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // How often a request waiting for the engine looks whether its client is still
-// there. Each look costs a wake-up (and, streamed, a write); half a second
-// keeps that small and still notices a closed client within ~1 s.
-constexpr auto kHeartbeat = std::chrono::milliseconds(500);
+// there. Each look costs a wake-up; half a second keeps that small and still
+// notices a closed client within ~1 s.
+constexpr auto kClientCheck = std::chrono::milliseconds(500);
 
 // The request being handled on this thread, so that a response finished later
 // (streamed) is still logged and measured once, at its real end.
@@ -27,7 +28,9 @@ struct RequestRecord {
   std::string method, path, route, remote;
   Clock::time_point start;
   ServerContext* ctx = nullptr;
+  ErrorStyle style = ErrorStyle::kOpenAI;
   bool deferred = false;
+  int status = 200;  // of a deferred (streamed) response
 };
 thread_local RequestRecord* current_request = nullptr;
 
@@ -65,36 +68,77 @@ nlohmann::json error_body(ErrorStyle style, const api::ApiError& e) {
   return style == ErrorStyle::kCohere ? api::cohere_error_body(e) : api::openai_error_body(e);
 }
 
+// What a failure tells the client (status 499: the client went away, nobody
+// reads an answer). The server's own failures are logged with their details;
+// the client gets a generic message.
+struct Failure {
+  api::ApiError error;
+  const char* retry_after = nullptr;  // seconds, when retrying may succeed
+};
+
+Failure failure_of(std::exception_ptr failure, const RequestRecord& r) {
+  const auto log_fault = [&](const char* what) {
+    spdlog::error("{} {}: {}", r.method, r.path, what);
+  };
+  try {
+    std::rethrow_exception(failure);
+  } catch (const api::ApiError& e) {
+    return {e};
+  } catch (const InvalidTokens& e) {
+    return {api::ApiError::bad_request(e.what())};
+  } catch (const QueueFull& e) {
+    return {api::ApiError::too_many_requests(std::string(e.what()) + "; retry later"), "1"};
+  } catch (const ShuttingDown& e) {
+    return {api::ApiError::unavailable(e.what()), "5"};
+  } catch (const StateStoreUnavailable& e) {
+    log_fault(e.what());
+    return {api::ApiError::unavailable(
+                "the state store is unavailable (see the server log); retry later"),
+            "5"};
+  } catch (const StateStoreFull& e) {
+    return {api::ApiError(507, e.what())};
+  } catch (const Cancelled&) {
+    return {api::ApiError(499, "the client went away")};
+  } catch (const std::exception& e) {
+    log_fault(e.what());
+  } catch (...) {
+    log_fault("an exception of unknown type");
+  }
+  return {api::ApiError::internal("internal error (see the server log)")};
+}
+
 // Runs the handler, turning every failure into a response in the route's shape.
-void run_guarded(const Handler& handler, const httplib::Request& req, httplib::Response& res,
-                 ErrorStyle style) {
+void run_guarded(const Handler& handler, const RequestRecord& record, const httplib::Request& req,
+                 httplib::Response& res) {
   try {
     handler(req, res);
-  } catch (const api::ApiError& e) {
-    send_error(res, style, e);
-  } catch (const QueueFull& e) {
-    send_error(res, style,
-               api::ApiError::too_many_requests(std::string(e.what()) + "; retry later"));
-    res.set_header("Retry-After", "1");
-  } catch (const ShuttingDown& e) {
-    send_error(res, style, api::ApiError::unavailable(e.what()));
-    res.set_header("Retry-After", "5");
-  } catch (const StateStoreUnavailable& e) {
-    spdlog::error("{} {}: {}", req.method, req.path, e.what());
-    send_error(res, style,
-               api::ApiError::unavailable(
-                   "the state store is unavailable (see the server log); retry later"));
-    res.set_header("Retry-After", "5");
-  } catch (const StateStoreFull& e) {
-    send_error(res, style, api::ApiError(507, e.what()));
-  } catch (const Cancelled&) {
-    res.status = 499;  // the client went away: nobody reads an answer
+  } catch (...) {
+    const Failure f = failure_of(std::current_exception(), record);
+    if (f.error.status == 499) {
+      res.status = 499;
+      return;
+    }
+    send_error(res, record.style, f.error);
+    if (f.retry_after) res.set_header("Retry-After", f.retry_after);
+  }
+}
 
-  } catch (const std::invalid_argument& e) {
-    send_error(res, style, api::ApiError::bad_request(e.what()));
-  } catch (const std::exception& e) {
-    spdlog::error("{} {}: {}", req.method, req.path, e.what());
-    send_error(res, style, api::ApiError::internal("internal error"));
+std::string dump(const nlohmann::json& body) {
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Waits for `pending` until `until`, cancelling it when the client closes its
+// connection. True once its outcome is known: done, failed, or cancelled
+// (wait() then throws Cancelled).
+bool await_outcome(PendingRequest& pending, Clock::time_point until) {
+  for (;;) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now());
+    if (pending.wait_for(std::clamp(left, std::chrono::milliseconds(0), kClientCheck))) return true;
+    if (!DeadlineHttpServer::client_connected()) {
+      pending.cancel();
+      return true;
+    }
+    if (Clock::now() >= until) return false;
   }
 }
 
@@ -102,8 +146,7 @@ void run_guarded(const Handler& handler, const httplib::Request& req, httplib::R
 
 void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
   res.status = status;
-  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                  "application/json");
+  res.set_content(dump(body), "application/json");
 }
 
 void send_error(httplib::Response& res, ErrorStyle style, const api::ApiError& error) {
@@ -115,7 +158,8 @@ nlohmann::json json_body(const httplib::Request& req) { return api::parse_body(r
 void add_route(httplib::Server& http, ServerContext& ctx, const RouteSpec& spec, Handler handler) {
   auto wrapped = [&ctx, spec, handler = std::move(handler)](const httplib::Request& req,
                                                             httplib::Response& res) {
-    RequestRecord record{req.method, req.path, spec.pattern, req.remote_addr, Clock::now(), &ctx};
+    RequestRecord record{req.method,   req.path, spec.pattern, req.remote_addr,
+                         Clock::now(), &ctx,     spec.errors};
     ctx.in_flight++;
     current_request = &record;
     if (ctx.draining && spec.needs_auth) {
@@ -125,7 +169,7 @@ void add_route(httplib::Server& http, ServerContext& ctx, const RouteSpec& spec,
       // httplib enforces the limit on Content-Length bodies only, not on chunked ones.
       send_error(res, spec.errors, api::ApiError::payload_too_large("request body too large"));
     } else {
-      run_guarded(handler, req, res, spec.errors);
+      run_guarded(handler, record, req, res);
     }
     current_request = nullptr;
     if (!record.deferred) log_request(record, res.status);
@@ -185,59 +229,46 @@ void send_method_not_allowed(httplib::Response& res, const std::vector<RouteSpec
 void respond_when_done(httplib::Response& res, ServerContext& ctx,
                        std::shared_ptr<PendingRequest> pending,
                        std::function<nlohmann::json(std::vector<Engine::Result>&)> build) {
-  // Most requests finish quickly: answer them with an ordinary response.
-  if (pending->wait_for(std::chrono::milliseconds(100))) {
-    auto results = pending->wait();
+  const auto interval = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(ctx.options.heartbeat_seconds));
+  if (interval <= Clock::duration::zero() || await_outcome(*pending, Clock::now() + interval)) {
+    await_outcome(*pending, Clock::time_point::max());
+    auto results = pending->wait();  // throws what failed it (Cancelled: the client went away)
     send_json(res, 200, build(results));
     return;
   }
-  if (current_request) current_request->deferred = true;
-  auto record =
-      std::make_shared<RequestRecord>(current_request ? *current_request : RequestRecord{});
-  record->ctx = &ctx;
+  // --heartbeat-seconds: the status goes out now; the outcome follows in the body.
+  current_request->deferred = true;  // set by add_route
+  auto record = std::make_shared<RequestRecord>(*current_request);
   res.status = 200;
   // With a charset parameter httplib does not gzip the body: the compressor
   // would hold the heartbeat spaces back and the client's read would time out.
   res.set_chunked_content_provider(
       "application/json; charset=utf-8",
-      [pending, build](size_t, httplib::DataSink& sink) {
-        // Every streamed body starts with a space, then one per heartbeat; a
-        // failed write means the client is gone.
-        auto heartbeat = [&] {
-          if (sink.write(" ", 1)) return true;
-          pending->cancel();
-          return false;
-        };
-        if (!heartbeat()) return false;
-        while (!pending->wait_for(kHeartbeat))
-          if (!heartbeat()) return false;
+      [pending, build, record, interval](size_t, httplib::DataSink& sink) {
+        do {  // a space now, then one per interval; a failed write: the client is gone
+          if (!sink.write(" ", 1)) {
+            pending->cancel();
+            return false;
+          }
+        } while (!await_outcome(*pending, Clock::now() + interval));
         std::string body;
         try {
           auto results = pending->wait();
-          body = build(results).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-        } catch (const std::exception& e) {
-          // The status line is already sent; the body says what failed.
-          body = api::openai_error_body(api::ApiError::internal(e.what())).dump();
+          body = dump(build(results));
+        } catch (...) {
+          const Failure f = failure_of(std::current_exception(), *record);
+          if (f.error.status == 499) return false;
+          record->status = f.error.status;
+          spdlog::error("{} {}: failed with {} after its status 200 went out (--heartbeat-seconds)",
+                        record->method, record->path, f.error.status);
+          body = dump(error_body(record->style, f.error));
         }
         sink.write(body.data(), body.size());
         sink.done();
         return true;
       },
-      [record](bool success) {
-        if (record->ctx) log_request(*record, success ? 200 : 499);
-      });
-}
-
-void respond_after_done(httplib::Response& res, std::shared_ptr<PendingRequest> pending,
-                        std::function<nlohmann::json(std::vector<Engine::Result>&)> build) {
-  while (!pending->wait_for(kHeartbeat)) {
-    if (!DeadlineHttpServer::client_connected()) {
-      pending->cancel();
-      break;
-    }
-  }
-  auto results = pending->wait();  // throws Cancelled when the client went away
-  send_json(res, 200, build(results));
+      [record](bool success) { log_request(*record, success ? record->status : 499); });
 }
 
 }  // namespace rwkv::server

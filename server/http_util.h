@@ -21,7 +21,8 @@ namespace rwkv::server {
 using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
 
 // Registers `handler` (and records it in ctx.routes) with error mapping
-// (ApiError and the scheduler's exceptions to 4xx/5xx in the route's error
+// (ApiError, the engine's and the state store's exceptions to their 4xx/5xx,
+// anything else to a logged 500 with a generic message, in the route's error
 // shape), metrics and one access-log line per request.
 void add_route(httplib::Server& http, ServerContext& ctx, const RouteSpec& spec, Handler handler);
 
@@ -48,18 +49,16 @@ void send_error(httplib::Response& res, ErrorStyle style, const api::ApiError& e
 // Parses the request body as a JSON object (400 on anything else).
 nlohmann::json json_body(const httplib::Request& req);
 
-// Answers when `pending` completes, with build(results) as a 200 JSON body.
-// After 100 ms it switches to a streamed body and sends a space (valid leading
-// JSON whitespace) every 500 ms, so a client that went away is noticed and its work
-// cancelled instead of computed for nobody.
+// Answers when `pending` completes, with build(results) as a 200 JSON body, or
+// with the real status of its failure in the route's error shape: nothing is
+// sent while the engine works. Meanwhile it looks whether the client is still
+// there and cancels the work when it has gone. With --heartbeat-seconds (for
+// proxies that cut idle connections) a request still computing after that long
+// is answered 200 at once, its body streamed: a space (leading JSON
+// whitespace) every interval, then the JSON; a failure after that point can
+// only be told in the body (an error body, logged and counted as its status).
 void respond_when_done(httplib::Response& res, ServerContext& ctx,
                        std::shared_ptr<PendingRequest> pending,
                        std::function<nlohmann::json(std::vector<Engine::Result>&)> build);
-
-// For requests whose outcome is only known at the end (storing states can
-// still fail: 507, 503): waits without sending anything, so the status is the
-// real one, and cancels the work when the client closes its connection.
-void respond_after_done(httplib::Response& res, std::shared_ptr<PendingRequest> pending,
-                        std::function<nlohmann::json(std::vector<Engine::Result>&)> build);
 
 }  // namespace rwkv::server

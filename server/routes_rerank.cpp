@@ -18,13 +18,30 @@ namespace {
 
 using nlohmann::json;
 
-// The document's bytes cut to its first `max_tokens` tokens.
-std::string truncate_document(const std::string& text, std::optional<int> max_tokens) {
-  if (!max_tokens) return text;
-  std::vector<int32_t> ids = Tokenizer::world().encode(text, false);
-  if (ids.size() <= size_t(*max_tokens)) return text;
-  ids.resize(*max_tokens);
-  return Tokenizer::world().decode(ids);
+// The online sequence of (document, query), EOS included. A document of more
+// than `max_tokens` tokens (as the template tokenizes it: its first token may
+// take the space before it) keeps its first max_tokens ids, and the rest of
+// the template is tokenized apart. Cutting its text instead and encoding the
+// template around it could split a UTF-8 character or tokenize the cut anew.
+std::vector<int32_t> online_tokens(const std::string& document, const std::string& query,
+                                   std::optional<int> max_tokens) {
+  const Tokenizer& tokenizer = Tokenizer::world();
+  if (max_tokens) {
+    const std::string prefix = rerank_document_prefix();
+    std::vector<int32_t> ids = tokenizer.encode(prefix + document, false);
+    size_t first = 0;  // the document's first token: the first to end past the prefix
+    for (size_t end = 0; first < ids.size(); ++first) {
+      end += tokenizer.decode(std::span(ids).subspan(first, 1)).size();
+      if (end > prefix.size()) break;
+    }
+    if (ids.size() - first > size_t(*max_tokens)) {
+      ids.resize(first + size_t(*max_tokens));
+      tokenizer.encode_into(rerank_online_suffix(query), ids);
+      ids.push_back(Tokenizer::kEos);
+      return ids;
+    }
+  }
+  return tokenizer.encode(rerank_online_text(document, query));
 }
 
 // `route_api` is empty for the bare /rerank route, whose shape the body tells.
@@ -73,8 +90,7 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api,
       continue;
     }
     SequenceJob job;
-    job.tokens = Tokenizer::world().encode(
-        rerank_online_text(truncate_document(doc.text, r.max_tokens_per_doc), r.query));
+    job.tokens = online_tokens(doc.text, r.query, r.max_tokens_per_doc);
     if (job.tokens.size() > size_t(ctx.options.max_input_tokens))
       throw api::ApiError::bad_request(
           "documents[" + std::to_string(i) + "] with the query has " +

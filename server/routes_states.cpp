@@ -140,9 +140,9 @@ void create_states(ServerContext& ctx, const httplib::Request& req, httplib::Res
   const std::string model_name = model.empty() ? ctx.model_name() : model;
   const int64_t expires = expiry_ms(ttl);
   auto pending = ctx.scheduler->submit(std::move(jobs));
-  // Not streamed: storing may still fail (507, 503), and the status must say so.
-  respond_after_done(
-      res, pending,
+  // Storing may still fail (507, 503) after computing.
+  respond_when_done(
+      res, ctx, pending,
       [&ctx, states = std::move(states), owner, expires, model_name,
        total_tokens](std::vector<Engine::Result>& results) {
         const StateShape shape = state_shape_of(ctx.engine->model());

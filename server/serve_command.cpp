@@ -126,6 +126,13 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
                      "Seconds a client has to send a whole request (a connection's first: from its "
                      "accept), plus 1 s per 64 KiB received; beyond: 408 and closed")
           ->capture_default_str());
+  env(cmd.add_option("--heartbeat-seconds", o.heartbeat_seconds,
+                     "For proxies that cut idle connections: a request still computing after "
+                     "this long is answered 200 at once and sent a space every this many "
+                     "seconds until its JSON (a later failure only in the body); 0: off, every "
+                     "answer waits for its real status")
+          ->capture_default_str()
+          ->check(CLI::NonNegativeNumber));
   env(cmd.add_option("--api-key", o.api_keys, "Accepted Bearer key(s); none: no authentication")
           ->delimiter(','));
   env(cmd.add_option("--log-format", o.log_format, "Access log format")

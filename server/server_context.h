@@ -43,6 +43,7 @@ struct ServerOptions {
   std::vector<std::string> input_type_models;
   int http_threads = 128;
   int read_timeout_seconds = 10;
+  double heartbeat_seconds = 0;  // computing longer: 200 at once, then spaces; 0: never
   std::vector<std::string> api_keys;
   std::string log_format = "text";      // text | json
   StateStoreOptions states;             // /v1/states backend

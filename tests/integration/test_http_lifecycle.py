@@ -45,11 +45,11 @@ def test_concurrent_clients_get_single_request_results(make_server):
 def test_full_queue_answers_429_with_retry_after(make_server):
     server = make_server("--max-queued-requests", "1", "--max-batch-seqs", "1", "--chunk-tokens", "16",
                          "--max-input-tokens", "1000000")
-    long_text = text_of(60000, 1)
+    long_text = text_of(20000, 1)
     results = {}
 
-    def slow():
-        results["slow"] = server.post("/v1/embeddings", {"input": long_text})
+    def slow():  # nothing arrives until it is done: allow a loaded machine minutes
+        results["slow"] = requests.post(server.url + "/v1/embeddings", json={"input": long_text}, timeout=600)
 
     t = threading.Thread(target=slow)
     t.start()
@@ -82,6 +82,20 @@ def test_client_disconnect_cancels_its_work(make_server):
     assert queue_depth(server) == 0, "the abandoned request kept running"
     assert time.time() - t0 < 5
     assert server.post("/v1/embeddings", {"input": "next"}).status_code == 200
+
+
+def test_a_slow_request_gets_an_ordinary_200_with_content_length(make_server):
+    """Nothing is sent while the engine computes (no heartbeat by default), so
+    a request that takes far more than 100 ms still gets a plain answer."""
+    server = make_server("--max-batch-seqs", "1", "--chunk-tokens", "16")
+    text = text_of(3000, 4)
+    for path, body in [("/v1/embeddings", {"input": text}), ("/v1/rerank", {"query": "q", "documents": [text]})]:
+        t0 = time.monotonic()
+        r = server.post(path, body)
+        assert time.monotonic() - t0 > 0.2, "the request should have taken well over 100 ms"
+        assert r.status_code == 200, r.text[:300]
+        assert "Transfer-Encoding" not in r.headers and "Content-Length" in r.headers
+        assert r.text.startswith("{")
 
 
 def test_sigterm_finishes_in_flight_requests_then_exits_0(make_server):

@@ -9,6 +9,7 @@ schemas. Servers that store states use the memory store or a temporary
 folder, never the working directory.
 """
 import json
+import re
 import signal
 import socket
 import struct
@@ -488,14 +489,30 @@ def test_a_full_state_store_answers_507(make_server, state_server, spec, tmp_pat
     assert_error_shape("put", "/v1/states/{id}", check_response(spec, r, "put", "/v1/states/{id}"))
 
 
-@pytest.mark.xfail(reason="known server bug: an error found after computing (here the store is full) is sent "
-                          "under status 200 once the response has started streaming", strict=False)
 def test_a_full_state_store_answers_507_to_a_slow_create(make_server, spec, tmp_path):
     full = make_server(*FIXTURE_MODEL, "--state-dir", str(tmp_path / "states"), "--state-max-bytes", "1",
                        "--max-batch-seqs", "1", "--chunk-tokens", "16")
     r = full.post("/v1/states", {"documents": [" ".join(WORDS * 100)] * 4})
     assert r.status_code == 507, r.text[:300]
     check_response(spec, r, "post", "/v1/states")
+
+
+def test_with_heartbeats_a_failure_after_the_200_is_an_error_body_logged_and_counted(make_server, tmp_path):
+    """--heartbeat-seconds: the slow create is answered 200 and spaces before
+    storing fails; the body is then the route's error (no internal details),
+    and the log and the metrics say 507."""
+    full = make_server(*FIXTURE_MODEL, "--state-dir", str(tmp_path / "states"), "--state-max-bytes", "1",
+                       "--max-batch-seqs", "1", "--chunk-tokens", "16", "--heartbeat-seconds", "0.05")
+    r = full.post("/v1/states", {"documents": [" ".join(WORDS * 100)] * 4})
+    assert r.status_code == 200 and r.headers["Transfer-Encoding"] == "chunked"
+    assert r.text.startswith(" ")
+    error = r.json()["error"]
+    assert error["type"] == "server_error" and "full" in error["message"], error
+    assert str(tmp_path) not in r.text  # the store's path is in the log only
+    wait_until(lambda: "POST /v1/states 507 " in full.output(), "the access log line (written after the body)")
+    assert "[error] POST /v1/states: failed with 507 after its status 200 went out" in full.output()
+    assert re.search(r'^rwkv_emb_http_requests_total\{route="/v1/states",status="507"\} 1$',
+                     full.get("/metrics").text, re.M)
 
 
 # ---- Errors that need a differently configured server: 400, 401, 413 ----
@@ -594,7 +611,7 @@ def probe_bodies():
 def test_queue_full_429_streamed_200_and_draining_503(make_server, spec):
     server = make_server(*FIXTURE_MODEL, *FIXTURE_RERANKER, *MEMORY_STATES, "--served-model-name", "rwkv-fixture",
                          "--max-queued-requests", "3", "--max-batch-seqs", "1", "--chunk-tokens", "16",
-                         "--max-input-tokens", "1000000")
+                         "--max-input-tokens", "1000000", "--heartbeat-seconds", "0.1")
     probes = probe_bodies()
     queued_work = ["/v1/embeddings", "/rerank"]  # small requests waiting behind the slow one
     slow = start_slow_request(server)
@@ -619,8 +636,8 @@ def test_queue_full_429_streamed_200_and_draining_503(make_server, spec):
         assert r.headers["Retry-After"] == "1"
         assert_error_shape(method, path, check_response(spec, r, method, path))
 
-    # The queued requests have waited long enough to be streamed (a space every
-    # 100 ms after the first 100 ms). Cancel the slow request: they then finish.
+    # The queued requests have waited long enough to be streamed (--heartbeat-seconds:
+    # a space every 100 ms after the first 100 ms). Cancel the slow request: they then finish.
     time.sleep(0.5)
     slow.close()
     for t in threads:
