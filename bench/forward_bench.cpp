@@ -1,7 +1,8 @@
 // Forward-pass throughput of the CPU engine on a random model of the 0.1B
-// shape, compared with bare OpenBLAS sgemm on the same matrix shapes in the
-// same run. Prints tokens/s and the ratio of achieved model FLOP/s (matrix
-// products only, LoRA included) to sgemm FLOP/s.
+// shape, per product dtype (float32; bfloat16 where the CPU has AVX512-BF16),
+// compared with bare OpenBLAS sgemm on the same matrix shapes in the same run.
+// Prints the CPU's model and features, then tokens/s and the ratio of
+// achieved model FLOP/s (matrix products only, LoRA included) to sgemm FLOP/s.
 //
 //   forward_bench [--quick] [--threads N]
 #include <cblas.h>
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -18,6 +20,7 @@
 #include "engine/engine.h"
 #include "engine/random_model.h"
 #include "engine/tokenizer.h"
+#include "kernels/cpu/gemm.h"
 
 namespace {
 
@@ -51,6 +54,25 @@ double time_bare_sgemm(const std::vector<Gemm>& gemms, int M, int reps) {
   return best;
 }
 
+// "AMD EPYC ... [avx2 avx512f avx512_bf16 ...]" from /proc/cpuinfo.
+std::string cpu_description() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line, model = "unknown CPU", flags;
+  while (std::getline(in, line)) {
+    const auto value = line.substr(line.find(':') + 2 <= line.size() ? line.find(':') + 2 : 0);
+    if (line.starts_with("model name") && model == "unknown CPU") model = value;
+    if (line.starts_with("flags") && flags.empty()) flags = " " + value + " ";
+  }
+  std::string features;
+  for (const char* f :
+       {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8"})
+    if (flags.find(std::string(" ") + f + " ") != std::string::npos)
+      features += std::string(" ") + f;
+  const char* coretype = std::getenv("OPENBLAS_CORETYPE");
+  return model + " [" + features.substr(features.empty() ? 0 : 1) +
+         "], OPENBLAS_CORETYPE=" + (coretype ? coretype : "(unset)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -74,37 +96,44 @@ int main(int argc, char** argv) {
                                       ? std::vector<Case>{{128, 4}, {512, 2}}
                                       : std::vector<Case>{{128, 1}, {128, 8},  {128, 32}, {512, 1},
                                                           {512, 8}, {2048, 1}, {2048, 4}};
+  std::vector<rwkv::kernels::MatmulDtype> dtypes = {rwkv::kernels::MatmulDtype::kFloat32};
+  if (rwkv::kernels::cpu::has_bf16()) dtypes.push_back(rwkv::kernels::MatmulDtype::kBFloat16);
+  std::printf("cpu: %s; product kernel %s\n", cpu_description().c_str(),
+              rwkv::kernels::cpu::isa_name(rwkv::kernels::cpu::best_isa()));
   std::printf("model: random, L=%d C=%d H=%d F=%d; matrix FLOPs/token = %.1f M\n", shape.layers,
               shape.channels, shape.channels / 64, shape.ffn, gemm_flops(gemms, 1) / 1e6);
-  std::printf("%6s %4s %8s %12s %14s %14s %8s\n", "T", "B", "tokens", "tokens/s", "model GFLOP/s",
-              "sgemm GFLOP/s", "ratio");
+  std::printf("%-9s %6s %4s %8s %12s %14s %14s %8s\n", "dtype", "T", "B", "tokens", "tokens/s",
+              "model GFLOP/s", "sgemm GFLOP/s", "ratio");
   std::mt19937 rng(3);
   std::uniform_int_distribution<int32_t> id(1, 65529);
   for (const Case& c : cases) {
-    rwkv::EngineOptions opt;
-    opt.max_slots = c.B;
-    opt.chunk_tokens = c.T;
-    opt.max_step_tokens = c.T * c.B;
-    rwkv::Engine engine(rwkv::kernels::make_cpu_backend(threads), ckpt, nullptr, opt);
     std::vector<std::vector<int32_t>> inputs(c.B, std::vector<int32_t>(c.T));
     for (auto& in : inputs) {
       for (auto& t : in) t = id(rng);
       in.back() = rwkv::Tokenizer::kEos;
     }
     std::vector<rwkv::Engine::Sequence> seqs(inputs.begin(), inputs.end());
-    engine.run(seqs, {});  // warm-up: workspace allocation, thread start
-    double best = 1e30;
-    for (int r = 0; r < reps; ++r) {
-      const auto t0 = Clock::now();
-      engine.run(seqs, {});
-      best = std::min(best, seconds_since(t0));
-    }
     const int M = c.T * c.B;
     const double flops = gemm_flops(gemms, M);
     const double bare = time_bare_sgemm(gemms, M, reps + 1);
-    std::printf("%6d %4d %8d %12.0f %14.1f %14.1f %7.1f%%\n", c.T, c.B, M, M / best,
-                flops / best / 1e9, flops / bare / 1e9, 100.0 * bare / best);
-    std::fflush(stdout);
+    for (const auto dtype : dtypes) {
+      rwkv::EngineOptions opt;
+      opt.max_slots = c.B;
+      opt.chunk_tokens = c.T;
+      opt.max_step_tokens = c.T * c.B;
+      rwkv::Engine engine(rwkv::kernels::make_cpu_backend(threads, dtype), ckpt, nullptr, opt);
+      engine.run(seqs, {});  // warm-up: workspace allocation, thread start
+      double best = 1e30;
+      for (int r = 0; r < reps; ++r) {
+        const auto t0 = Clock::now();
+        engine.run(seqs, {});
+        best = std::min(best, seconds_since(t0));
+      }
+      std::printf("%-9s %6d %4d %8d %12.0f %14.1f %14.1f %7.1f%%\n",
+                  rwkv::kernels::matmul_dtype_name(dtype), c.T, c.B, M, M / best,
+                  flops / best / 1e9, flops / bare / 1e9, 100.0 * bare / best);
+      std::fflush(stdout);
+    }
   }
   return 0;
 }

@@ -166,6 +166,10 @@ class Backend {
   int64_t allocations_ = 0;
 };
 
-std::unique_ptr<Backend> make_cpu_backend(int threads = 0);
+// The CPU backend with `threads` OpenMP threads (0: all cores). Its products
+// run in float32, or in bfloat16 where the CPU has AVX512-BF16 (otherwise
+// std::invalid_argument says why).
+std::unique_ptr<Backend> make_cpu_backend(int threads = 0,
+                                          MatmulDtype dtype = MatmulDtype::kFloat32);
 
 }  // namespace rwkv::kernels

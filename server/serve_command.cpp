@@ -59,7 +59,7 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
   env(cmd.add_option("--device", o.device, "cpu (cuda builds: cuda[:N])")->capture_default_str());
   env(cmd.add_option("--dtype", o.dtype,
                      "Weights and matrix-product inputs: auto = float16 on cuda, float32 on cpu "
-                     "(the CPU computes in float32 only); state and accumulation stay float32")
+                     "(bfloat16 on cpu needs AVX512-BF16); state and accumulation stay float32")
           ->capture_default_str()
           ->check(CLI::IsMember({"auto", "float32", "float16", "bfloat16"})));
   env(cmd.add_flag("--cuda-graphs", o.cuda_graphs,
@@ -179,11 +179,19 @@ void apply_config_file(CLI::App& cmd, const std::string& path) {
 // --device cpu | cuda | cuda:N.
 std::unique_ptr<kernels::Backend> make_backend(const ServerOptions& o) {
   if (o.device == "cpu") {
-    if (o.dtype != "auto" && o.dtype != "float32")
-      throw std::runtime_error("--dtype " + o.dtype +
-                               " needs --device cuda: the CPU backend computes in float32 only "
-                               "(use --dtype float32 or auto)");
-    return kernels::make_cpu_backend(o.threads);
+    // auto is float32 on the CPU: bfloat16 is faster only where the CPU has
+    // AVX512-BF16, and it is opt-in until its accuracy is the default's.
+    if (o.dtype == "float16")
+      throw std::runtime_error(
+          "--dtype float16 needs --device cuda: the CPU backend computes in "
+          "float32 or bfloat16");
+    try {
+      return kernels::make_cpu_backend(o.threads, o.dtype == "bfloat16"
+                                                      ? kernels::MatmulDtype::kBFloat16
+                                                      : kernels::MatmulDtype::kFloat32);
+    } catch (const std::invalid_argument& e) {
+      throw std::runtime_error("--dtype " + o.dtype + ": " + e.what());
+    }
   }
   if (o.device == "cuda" || o.device.starts_with("cuda:")) {
 #ifdef RWKV_EMB_WITH_CUDA

@@ -1,5 +1,7 @@
 #include "tests/backend_params.h"
 
+#include "kernels/cpu/gemm.h"
+
 #ifdef RWKV_EMB_WITH_CUDA
 #include "kernels/cuda/cuda_backend.h"
 #endif
@@ -10,6 +12,7 @@ bool backend_available(const std::string& name) {
 #ifdef RWKV_EMB_WITH_CUDA
   if (name.starts_with("cuda")) return kernels::cuda_device_count() > 0;
 #endif
+  if (name == "cpu_bfloat16") return kernels::cpu::has_bf16();
   return name == "cpu";
 }
 
@@ -25,6 +28,7 @@ std::unique_ptr<kernels::Backend> make_backend([[maybe_unused]] const std::strin
     return kernels::make_cuda_backend(0, o);
   }
 #endif
+  if (name == "cpu_bfloat16") return kernels::make_cpu_backend(0, kernels::MatmulDtype::kBFloat16);
   return kernels::make_cpu_backend();
 }
 

@@ -18,6 +18,7 @@
 #include "engine/engine.h"
 #include "engine/random_model.h"
 #include "engine/tokenizer.h"
+#include "kernels/cpu/gemm.h"
 #include "tests/fixture_data.h"
 #include "tests/random_tokens.h"
 
@@ -35,32 +36,42 @@ struct Outputs {
 struct ModelCase {
   std::string name;
   size_t longest_text;  // the longest real text's ids used (time in CI)
+  kernels::MatmulDtype dtype;
   // Builds (embedding, reranker) checkpoints; null when it needs absent fixtures.
   std::function<std::unique_ptr<std::pair<Checkpoint, Checkpoint>>()> load;
 };
+
+// Test names say which model (gtest would print the struct's bytes).
+void PrintTo(const ModelCase& c, std::ostream* os) { *os << c.name; }
+
+std::unique_ptr<std::pair<Checkpoint, Checkpoint>> fixture_models() {
+  if (!test::fixtures_present()) return nullptr;
+  const std::string dir = test::fixtures_dir();
+  return std::make_unique<std::pair<Checkpoint, Checkpoint>>(
+      load_checkpoint(dir + "/embedding.pth"), load_checkpoint(dir + "/reranker_idx.pth"));
+}
 
 std::unique_ptr<std::pair<Checkpoint, Checkpoint>> random_models(const ModelShape& shape) {
   return std::make_unique<std::pair<Checkpoint, Checkpoint>>(
       make_random_embedding_checkpoint(shape, 11), make_random_reranker_checkpoint(shape, 12));
 }
 
+constexpr auto kFloat32 = kernels::MatmulDtype::kFloat32;
+constexpr auto kBFloat16 = kernels::MatmulDtype::kBFloat16;
+
 const std::vector<ModelCase>& model_cases() {
   static const std::vector<ModelCase> cases = {
-      {"fixture", 3000,
-       []() -> std::unique_ptr<std::pair<Checkpoint, Checkpoint>> {
-         if (!test::fixtures_present()) return nullptr;
-         const std::string dir = test::fixtures_dir();
-         return std::make_unique<std::pair<Checkpoint, Checkpoint>>(
-             load_checkpoint(dir + "/embedding.pth"), load_checkpoint(dir + "/reranker_idx.pth"));
-       }},
-      {"demo_L2_C128", 600, [] { return random_models(ModelShape::demo()); }},
+      {"fixture", 3000, kFloat32, fixture_models},
+      // bfloat16 products (where the CPU has AVX512-BF16) keep the promise too.
+      {"fixture_bfloat16", 600, kBFloat16, fixture_models},
+      {"demo_L2_C128", 600, kFloat32, [] { return random_models(ModelShape::demo()); }},
       // 3 heads (C = 192), FFN and LoRA widths that are no multiple of 32.
-      {"odd_L3_C192", 600,
+      {"odd_L3_C192", 600, kFloat32,
        [] {
          return random_models({3, 192, 600, 24, 40, 20, 56, 65536});
        }},
       // 5 heads (C = 320), a single layer would hide layer-to-layer effects.
-      {"odd_L5_C320", 600,
+      {"odd_L5_C320", 600, kFloat32,
        [] {
          return random_models({5, 320, 1000, 48, 36, 28, 72, 65536});
        }},
@@ -92,13 +103,15 @@ std::vector<std::vector<int32_t>> inputs(size_t longest) {
 class BatchInvariance : public ::testing::TestWithParam<ModelCase> {
  protected:
   void SetUp() override {
+    if (GetParam().dtype == kBFloat16 && !kernels::cpu::has_bf16())
+      GTEST_SKIP() << "this CPU has no AVX512-BF16: bfloat16 products are refused here";
     models_ = GetParam().load();
     if (!models_) RWKV_REQUIRE_FIXTURES();
   }
 
   std::unique_ptr<Engine> engine(EngineOptions opt = {}, int threads = 2) {
-    return std::make_unique<Engine>(kernels::make_cpu_backend(threads), models_->first,
-                                    &models_->second, opt);
+    return std::make_unique<Engine>(kernels::make_cpu_backend(threads, GetParam().dtype),
+                                    models_->first, &models_->second, opt);
   }
 
   // Runs the inputs together through `engine`; outputs in input order.

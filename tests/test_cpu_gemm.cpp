@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <random>
 #include <string>
@@ -99,6 +101,58 @@ TEST(CpuGemm, LeadingRowsDoNotDependOnTheRowCount) {
     const int rows = std::min(M, 16);
     EXPECT_EQ(0, std::memcmp(y.data(), first.data(), sizeof(float) * rows * N)) << "M=" << M;
   }
+}
+
+// bfloat16 products: close to float32 products of the rounded inputs (the
+// dot-product instruction rounds its sums in float32), and the same bits for a
+// row whatever the row count and thread count.
+TEST(CpuGemm, Bfloat16ProductsAreCloseAndRowInvariant) {
+  if (!has_bf16()) GTEST_SKIP() << "this CPU has no AVX512-BF16: bfloat16 products are refused";
+  std::mt19937 rng(13);
+  const int N = 100, K = 301;  // a partial panel, an odd depth
+  const auto w = random_floats(size_t(N) * K, rng);
+  std::vector<uint16_t> w16(size_t(N) * (K + 1));  // rows padded to an even depth
+  round_to_bf16(N, K, w.data(), w16.data());
+  std::vector<uint16_t> w_rows(size_t(N) * K);
+  for (int n = 0; n < N; ++n)
+    std::copy_n(w16.begin() + size_t(n) * (K + 1), K, w_rows.begin() + size_t(n) * K);
+  std::vector<uint16_t> packed(packed_bf16_size(N, K));
+  pack_weights_bf16(w_rows.data(), N, K, packed.data());
+  const auto widen = [](uint16_t b) {
+    const uint32_t u = uint32_t(b) << 16;
+    float f;
+    std::memcpy(&f, &u, sizeof(f));
+    return f;
+  };
+
+  const int rows = 37;
+  const auto x = random_floats(size_t(rows) * K, rng);
+  std::vector<uint16_t> x16(size_t(rows) * (K + 1));
+  round_to_bf16(rows, K, x.data(), x16.data());
+  std::vector<float> all(size_t(rows) * N);
+  gemm_bf16(rows, N, K, x16.data(), packed.data(), all.data(), false);
+  for (int m = 0; m < rows; ++m)
+    for (int n = 0; n < N; ++n) {
+      double want = 0, scale = 0;
+      for (int k = 0; k < K; ++k) {
+        const double p =
+            double(widen(x16[size_t(m) * (K + 1) + k])) * widen(w_rows[size_t(n) * K + k]);
+        want += p;
+        scale += std::abs(p);
+      }
+      ASSERT_NEAR(all[size_t(m) * N + n], want, 1e-6 * scale) << "m=" << m << " n=" << n;
+    }
+
+  const int saved_threads = omp_get_max_threads();
+  for (int M : {1, 5, 13})
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      std::vector<float> y(size_t(M) * N);
+      gemm_bf16(M, N, K, x16.data(), packed.data(), y.data(), false);
+      EXPECT_EQ(0, std::memcmp(y.data(), all.data(), sizeof(float) * M * N))
+          << "M=" << M << " threads=" << threads;
+    }
+  omp_set_num_threads(saved_threads);
 }
 
 }  // namespace

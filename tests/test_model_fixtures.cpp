@@ -92,7 +92,8 @@ class ModelFixtures : public ::testing::TestWithParam<std::string> {
 };
 
 INSTANTIATE_TEST_SUITE_P(Backends, ModelFixtures,
-                         ::testing::Values("cpu", "cuda", "cuda_float16", "cuda_bfloat16"),
+                         ::testing::Values("cpu", "cpu_bfloat16", "cuda", "cuda_float16",
+                                           "cuda_bfloat16"),
                          [](const auto& info) { return info.param; });
 
 Engine::Wanted all_heads(bool state = false) {

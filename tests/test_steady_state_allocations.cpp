@@ -18,7 +18,7 @@ namespace {
 class SteadyStateAllocations : public ::testing::TestWithParam<std::string> {};
 
 INSTANTIATE_TEST_SUITE_P(Backends, SteadyStateAllocations,
-                         ::testing::Values("cpu", "cuda", "cuda_float16"),
+                         ::testing::Values("cpu", "cpu_bfloat16", "cuda", "cuda_float16"),
                          [](const auto& info) { return info.param; });
 
 TEST_P(SteadyStateAllocations, StepsWithinTheLimitsAllocateNothing) {

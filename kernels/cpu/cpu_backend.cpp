@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 #include <vector>
 
 #include "kernels/backend.h"
@@ -37,13 +38,15 @@ inline void moments(const float* x, int n, float eps, float& mean, float& rstd) 
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads) {
+  CpuBackend(int threads, MatmulDtype dtype) : dtype_(dtype) {
     if (threads > 0) omp_set_num_threads(threads);
   }
 
   std::string name() const override {
-    return std::string("cpu (") + cpu::isa_name(cpu::best_isa()) + ", " +
-           std::to_string(omp_get_max_threads()) + " threads)";
+    const char* kernel =
+        dtype_ == MatmulDtype::kBFloat16 ? "AVX512-BF16 bfloat16" : cpu::isa_name(cpu::best_isa());
+    return std::string("cpu (") + kernel + ", " + std::to_string(omp_get_max_threads()) +
+           " threads)";
   }
 
   void release(void* ptr) override { ::operator delete (ptr, std::align_val_t{64}); }
@@ -55,21 +58,40 @@ class CpuBackend final : public Backend {
   void zero(void* dst, size_t bytes) override { std::memset(dst, 0, bytes); }
   void synchronize() override {}
 
-  // Every matrix stays float32: this backend has no faster half-precision path.
-  MatmulDtype matrix_dtype(int, int, MatrixInput) const override { return MatmulDtype::kFloat32; }
-  // Matrices are stored in the packed layout of the product kernel.
-  size_t matrix_bytes(int rows, int cols, MatmulDtype) const override {
-    return sizeof(float) * cpu::packed_size(rows, cols);
+  // In bfloat16 mode every matrix but the small float32 ones off the hot path
+  // (the task heads) is bfloat16 (its range is float32's, so relu² inputs fit).
+  MatmulDtype matrix_dtype(int, int, MatrixInput input) const override {
+    return input == MatrixInput::kFloat32 ? MatmulDtype::kFloat32 : dtype_;
   }
-  void upload_matrix(void* dst, const void* host_src, int rows, int cols, MatmulDtype) override {
-    cpu::pack_weights(static_cast<const float*>(host_src), rows, cols, static_cast<float*>(dst));
+  // Matrices are stored in the packed layouts of the product kernels.
+  size_t matrix_bytes(int rows, int cols, MatmulDtype dtype) const override {
+    return dtype == MatmulDtype::kBFloat16 ? sizeof(uint16_t) * cpu::packed_bf16_size(rows, cols)
+                                           : sizeof(float) * cpu::packed_size(rows, cols);
   }
-  // The product kernel needs no scratch.
-  void reserve_matmul(int, int) override {}
+  void upload_matrix(void* dst, const void* host_src, int rows, int cols,
+                     MatmulDtype dtype) override {
+    if (dtype == MatmulDtype::kBFloat16)
+      cpu::pack_weights_bf16(static_cast<const uint16_t*>(host_src), rows, cols,
+                             static_cast<uint16_t*>(dst));
+    else
+      cpu::pack_weights(static_cast<const float*>(host_src), rows, cols, static_cast<float*>(dst));
+  }
+  // bfloat16 products round their input rows into this scratch first.
+  void reserve_matmul(int max_rows, int max_width) override {
+    if (dtype_ == MatmulDtype::kBFloat16) rounded_.resize(size_t(max_rows) * (max_width + 1));
+  }
 
   void matmul(int M, const float* x, const Matrix& matrix, float* y, bool accumulate) override {
-    cpu::gemm(M, matrix.rows, matrix.cols, x, static_cast<const float*>(matrix.data), y,
-              accumulate);
+    if (matrix.dtype != MatmulDtype::kBFloat16) {
+      cpu::gemm(M, matrix.rows, matrix.cols, x, static_cast<const float*>(matrix.data), y,
+                accumulate);
+      return;
+    }
+    const size_t need = size_t(M) * (matrix.cols + 1);
+    if (rounded_.size() < need) rounded_.resize(need);
+    cpu::round_to_bf16(M, matrix.cols, x, rounded_.data());
+    cpu::gemm_bf16(M, matrix.rows, matrix.cols, rounded_.data(),
+                   static_cast<const uint16_t*>(matrix.data), y, accumulate);
   }
 
   void gather_rows(const int32_t* tokens, int T, const float* table, int C, float* out) override {
@@ -250,6 +272,9 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  const MatmulDtype dtype_;
+  std::vector<uint16_t> rounded_;  // the bfloat16 input rows of a product
+
   static void normalize_row(const float* x, int C, const float* weight, const float* bias,
                             float eps, float* y) {
     float mean, rstd;
@@ -291,8 +316,16 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(int threads) {
-  return std::make_unique<CpuBackend>(threads);
+std::unique_ptr<Backend> make_cpu_backend(int threads, MatmulDtype dtype) {
+  if (dtype == MatmulDtype::kFloat16)
+    throw std::invalid_argument(
+        "float16 products are not available on the CPU (float32 or "
+        "bfloat16)");
+  if (dtype == MatmulDtype::kBFloat16 && !cpu::has_bf16())
+    throw std::invalid_argument(
+        "bfloat16 products need a CPU with AVX512-BF16, which this one lacks (emulated they "
+        "would be slower than float32): use float32");
+  return std::make_unique<CpuBackend>(threads, dtype);
 }
 
 }  // namespace rwkv::kernels

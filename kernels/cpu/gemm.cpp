@@ -20,16 +20,21 @@ constexpr int kKc = 256;
 constexpr int kMc = 144;  // a multiple of every kernel's tile height
 
 // One tile: rows × ncols outputs of one panel, over a kc-deep slice of k.
-struct Tile {
+// T is the element type of x and of the packed weights (float, or the
+// uint16_t bits of bfloat16).
+template <typename T>
+struct TileOf {
   int kc = 0;
-  const float* a = nullptr;  // x at (first row, first k of the slice)
+  const T* a = nullptr;  // x at (first row, first k of the slice)
   int lda = 0;
-  const float* b = nullptr;  // the panel at the first k of the slice
-  float* c = nullptr;        // y at (first row, first column of the panel)
+  const T* b = nullptr;  // the panel at the first k of the slice
+  float* c = nullptr;    // y at (first row, first column of the panel)
   int ldc = 0;
   int ncols = 0;        // valid columns of the panel (kPanel but in the last panel)
   bool load_c = false;  // continue the chains from c (else start from 0)
 };
+using Tile = TileOf<float>;
+using Bf16Tile = TileOf<uint16_t>;
 
 // ---- AVX-512: tiles of up to 12 rows × 32 columns (24 accumulators) --------
 
@@ -54,6 +59,37 @@ __attribute__((target("avx512f"))) void tile_avx512(const Tile& t) {
       const __m512 ai = _mm512_set1_ps(a[int64_t(i) * t.lda]);
       acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
       acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    float* c = t.c + int64_t(i) * t.ldc;
+    _mm512_mask_storeu_ps(c, m0, acc0[i]);
+    _mm512_mask_storeu_ps(c + 16, m1, acc1[i]);
+  }
+}
+
+// ---- AVX-512 BF16: the same tiles, one k pair per dot-product instruction --
+
+template <int MR>
+__attribute__((target("avx512f,avx512bf16"))) void tile_avx512_bf16(const Bf16Tile& t) {
+  const __mmask16 m0 = lane_mask(t.ncols), m1 = lane_mask(t.ncols - 16);
+  __m512 acc0[MR], acc1[MR];
+  for (int i = 0; i < MR; ++i) {
+    const float* c = t.c + int64_t(i) * t.ldc;
+    acc0[i] = t.load_c ? _mm512_maskz_loadu_ps(m0, c) : _mm512_setzero_ps();
+    acc1[i] = t.load_c ? _mm512_maskz_loadu_ps(m1, c + 16) : _mm512_setzero_ps();
+  }
+  const uint16_t* a = t.a;
+  const uint16_t* b = t.b;
+  for (int k = 0; k < t.kc; k += 2, a += 2, b += 2 * kPanel) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b);
+    const __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + kPanel);
+    for (int i = 0; i < MR; ++i) {
+      int32_t pair;
+      std::memcpy(&pair, a + int64_t(i) * t.lda, sizeof(pair));
+      const __m512bh ai = (__m512bh)_mm512_set1_epi32(pair);
+      acc0[i] = _mm512_dpbf16_ps(acc0[i], ai, b0);
+      acc1[i] = _mm512_dpbf16_ps(acc1[i], ai, b1);
     }
   }
   for (int i = 0; i < MR; ++i) {
@@ -124,29 +160,33 @@ void tile_portable(const Tile& t) {
   for (int i = 0; i < MR; ++i) std::memcpy(t.c + int64_t(i) * t.ldc, acc[i], 4 * t.ncols);
 }
 
-// Runs the kernel<rows> of one family, for rows = 1..sizeof...(I).
-template <void (*... kernel)(const Tile&)>
-void tile_of_height(int rows, const Tile& t) {
+// Runs the kernel<rows> of one family, for rows = 1..sizeof...(kernel).
+template <typename T, void (*... kernel)(const TileOf<T>&)>
+void tile_of_height(int rows, const TileOf<T>& t) {
   int height = 0;
   ((++height == rows ? kernel(t) : void()), ...);
 }
 
 template <size_t... I>
 void avx512_rows(int rows, const Tile& t, std::index_sequence<I...>) {
-  tile_of_height<tile_avx512<int(I) + 1>...>(rows, t);
+  tile_of_height<float, tile_avx512<int(I) + 1>...>(rows, t);
 }
 template <size_t... I>
 void avx2_rows(int rows, const Tile& t, std::index_sequence<I...>) {
-  tile_of_height<tile_avx2<int(I) + 1>...>(rows, t);
+  tile_of_height<float, tile_avx2<int(I) + 1>...>(rows, t);
 }
 template <size_t... I>
 void portable_rows(int rows, const Tile& t, std::index_sequence<I...>) {
-  tile_of_height<tile_portable<int(I) + 1>...>(rows, t);
+  tile_of_height<float, tile_portable<int(I) + 1>...>(rows, t);
+}
+template <size_t... I>
+void avx512_bf16_rows(int rows, const Bf16Tile& t, std::index_sequence<I...>) {
+  tile_of_height<uint16_t, tile_avx512_bf16<int(I) + 1>...>(rows, t);
 }
 
 int tile_height(Isa isa) { return isa == Isa::kAvx512 ? 12 : isa == Isa::kAvx2 ? 6 : 4; }
 
-void run_tile(Isa isa, int rows, const Tile& t) {
+void float_tile(Isa isa, int rows, const Tile& t) {
   switch (isa) {
     case Isa::kAvx512:
       return avx512_rows(rows, t, std::make_index_sequence<12>());
@@ -155,6 +195,50 @@ void run_tile(Isa isa, int rows, const Tile& t) {
     case Isa::kPortable:
       return portable_rows(rows, t, std::make_index_sequence<4>());
   }
+}
+
+// The blocked loops around the tiles, for either element type. K is the
+// packed depth (even for bfloat16); `tile(rows, t)` computes one tile.
+template <typename T, typename TileFn>
+void blocked_product(int M, int N, int K, const T* x, const T* packed, float* y, bool accumulate,
+                     int height, TileFn tile) {
+  if (M <= 0 || N <= 0) return;
+  if (K == 0) {
+    if (!accumulate) std::memset(y, 0, sizeof(float) * size_t(M) * N);
+    return;
+  }
+  const int panels = (N + kPanel - 1) / kPanel;
+  const int blocks = (M + kMc - 1) / kMc;
+  // A work item is one row block × one panel; consecutive items of a thread
+  // share the row block, which stays in its L2.
+#pragma omp parallel for schedule(static)
+  for (int item = 0; item < blocks * panels; ++item) {
+    const int block = item / panels, p = item % panels;
+    const int m_end = std::min(M, (block + 1) * kMc);
+    TileOf<T> t;
+    t.lda = K;
+    t.ldc = N;
+    t.ncols = std::min(kPanel, N - p * kPanel);
+    for (int k0 = 0; k0 < K; k0 += kKc) {
+      t.kc = std::min(kKc, K - k0);
+      t.b = packed + (size_t(p) * K + k0) * kPanel;
+      t.load_c = accumulate || k0 > 0;
+      for (int m = block * kMc; m < m_end; m += height) {
+        t.a = x + int64_t(m) * K + k0;
+        t.c = y + int64_t(m) * N + p * kPanel;
+        tile(std::min(height, m_end - m), t);
+      }
+    }
+  }
+}
+
+int even(int k) { return k + (k & 1); }
+
+uint16_t bfloat16_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof(u));
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return uint16_t((u >> 16) | 0x40);  // quiet NaN
+  return uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);                 // round to nearest even
 }
 
 }  // namespace
@@ -191,35 +275,51 @@ void pack_weights(const float* w, int rows, int cols, float* packed) {
 
 void gemm(int M, int N, int K, const float* x, const float* packed, float* y, bool accumulate,
           Isa isa) {
-  if (M <= 0 || N <= 0) return;
-  if (K == 0) {
-    if (!accumulate) std::memset(y, 0, sizeof(float) * size_t(M) * N);
-    return;
-  }
-  const int panels = (N + kPanel - 1) / kPanel;
-  const int blocks = (M + kMc - 1) / kMc;
-  const int height = tile_height(isa);
-  // A work item is one row block × one panel; consecutive items of a thread
-  // share the row block, which stays in its L2.
-#pragma omp parallel for schedule(static)
-  for (int item = 0; item < blocks * panels; ++item) {
-    const int block = item / panels, p = item % panels;
-    const int m_end = std::min(M, (block + 1) * kMc);
-    Tile t;
-    t.lda = K;
-    t.ldc = N;
-    t.ncols = std::min(kPanel, N - p * kPanel);
-    for (int k0 = 0; k0 < K; k0 += kKc) {
-      t.kc = std::min(kKc, K - k0);
-      t.b = packed + (size_t(p) * K + k0) * kPanel;
-      t.load_c = accumulate || k0 > 0;
-      for (int m = block * kMc; m < m_end; m += height) {
-        t.a = x + int64_t(m) * K + k0;
-        t.c = y + int64_t(m) * N + p * kPanel;
-        run_tile(isa, std::min(height, m_end - m), t);
+  blocked_product(M, N, K, x, packed, y, accumulate, tile_height(isa),
+                  [isa](int rows, const Tile& t) { float_tile(isa, rows, t); });
+}
+
+bool has_bf16() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+  }();
+  return yes;
+}
+
+size_t packed_bf16_size(int rows, int cols) {
+  return size_t((rows + kPanel - 1) / kPanel) * kPanel * even(cols);
+}
+
+void pack_weights_bf16(const uint16_t* w, int rows, int cols, uint16_t* packed) {
+  const int panels = (rows + kPanel - 1) / kPanel, depth = even(cols);
+  for (int p = 0; p < panels; ++p) {
+    uint16_t* panel = packed + size_t(p) * kPanel * depth;
+    for (int k = 0; k < depth; ++k)
+      for (int j = 0; j < kPanel; ++j) {
+        const int row = p * kPanel + j;
+        // k pairs side by side: (k, column j) at pair k/2, lane 2j + k%2.
+        panel[size_t(k / 2) * 2 * kPanel + 2 * j + k % 2] =
+            row < rows && k < cols ? w[size_t(row) * cols + k] : 0;
       }
-    }
   }
+}
+
+void round_to_bf16(int M, int K, const float* x, uint16_t* out) {
+  const int depth = even(K);
+#pragma omp parallel for schedule(static)
+  for (int m = 0; m < M; ++m) {
+    uint16_t* row = out + int64_t(m) * depth;
+    for (int k = 0; k < K; ++k) row[k] = bfloat16_bits(x[int64_t(m) * K + k]);
+    if (depth > K) row[K] = 0;
+  }
+}
+
+void gemm_bf16(int M, int N, int K, const uint16_t* x, const uint16_t* packed, float* y,
+               bool accumulate) {
+  blocked_product(M, N, even(K), x, packed, y, accumulate, 12, [](int rows, const Bf16Tile& t) {
+    avx512_bf16_rows(rows, t, std::make_index_sequence<12>());
+  });
 }
 
 }  // namespace rwkv::kernels::cpu

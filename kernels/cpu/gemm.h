@@ -13,7 +13,7 @@
 #pragma once
 
 #include <cstddef>
-#include <string>
+#include <cstdint>
 
 namespace rwkv::kernels::cpu {
 
@@ -35,5 +35,21 @@ void pack_weights(const float* w, int rows, int cols, float* packed);
 // [N, K]. Uses the OpenMP threads of the caller.
 void gemm(int M, int N, int K, const float* x, const float* packed, float* y, bool accumulate,
           Isa isa = best_isa());
+
+// bfloat16 products (AVX512-BF16 only: elsewhere they would be slower than
+// float32): weights and x rounded to bfloat16 (nearest even), products summed
+// in float32, a k pair per dot-product instruction in k order. The rounding
+// of x is per row and every output one fixed chain, so a row's result does
+// not depend on the other rows or the threads either.
+bool has_bf16();
+// uint16_t elements of a packed [rows, cols] bfloat16 matrix (cols padded to even).
+size_t packed_bf16_size(int rows, int cols);
+// w: row-major [rows, cols] bfloat16 bits.
+void pack_weights_bf16(const uint16_t* w, int rows, int cols, uint16_t* packed);
+// out[M, K rounded up to even] = x[M, K] rounded to bfloat16 (a zero pads odd K).
+void round_to_bf16(int M, int K, const float* x, uint16_t* out);
+// y[M, N] = x · Wᵀ (+ y) with x from round_to_bf16 and W from pack_weights_bf16.
+void gemm_bf16(int M, int N, int K, const uint16_t* x, const uint16_t* packed, float* y,
+               bool accumulate);
 
 }  // namespace rwkv::kernels::cpu
