@@ -42,15 +42,34 @@ __attribute__((target("avx512f"))) inline __mmask16 lane_mask(int n) {
   return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
 }
 
-template <int MR>
-__attribute__((target("avx512f"))) void tile_avx512(const Tile& t) {
+// The accumulators of a 32-column tile: y's values (or zeros) in, y out;
+// the lanes past ncols are neither read nor written.
+template <int MR, typename T>
+__attribute__((target("avx512f"), always_inline)) inline void load_accumulators(const TileOf<T>& t,
+                                                                                __m512* acc0,
+                                                                                __m512* acc1) {
   const __mmask16 m0 = lane_mask(t.ncols), m1 = lane_mask(t.ncols - 16);
-  __m512 acc0[MR], acc1[MR];
   for (int i = 0; i < MR; ++i) {
     const float* c = t.c + int64_t(i) * t.ldc;
     acc0[i] = t.load_c ? _mm512_maskz_loadu_ps(m0, c) : _mm512_setzero_ps();
     acc1[i] = t.load_c ? _mm512_maskz_loadu_ps(m1, c + 16) : _mm512_setzero_ps();
   }
+}
+template <int MR, typename T>
+__attribute__((target("avx512f"), always_inline)) inline void store_accumulators(
+    const TileOf<T>& t, const __m512* acc0, const __m512* acc1) {
+  const __mmask16 m0 = lane_mask(t.ncols), m1 = lane_mask(t.ncols - 16);
+  for (int i = 0; i < MR; ++i) {
+    float* c = t.c + int64_t(i) * t.ldc;
+    _mm512_mask_storeu_ps(c, m0, acc0[i]);
+    _mm512_mask_storeu_ps(c + 16, m1, acc1[i]);
+  }
+}
+
+template <int MR>
+__attribute__((target("avx512f"))) void tile_avx512(const Tile& t) {
+  __m512 acc0[MR], acc1[MR];
+  load_accumulators<MR>(t, acc0, acc1);
   const float* a = t.a;
   const float* b = t.b;
   for (int k = 0; k < t.kc; ++k, ++a, b += kPanel) {
@@ -61,24 +80,15 @@ __attribute__((target("avx512f"))) void tile_avx512(const Tile& t) {
       acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    float* c = t.c + int64_t(i) * t.ldc;
-    _mm512_mask_storeu_ps(c, m0, acc0[i]);
-    _mm512_mask_storeu_ps(c + 16, m1, acc1[i]);
-  }
+  store_accumulators<MR>(t, acc0, acc1);
 }
 
 // ---- AVX-512 BF16: the same tiles, one k pair per dot-product instruction --
 
 template <int MR>
 __attribute__((target("avx512f,avx512bf16"))) void tile_avx512_bf16(const Bf16Tile& t) {
-  const __mmask16 m0 = lane_mask(t.ncols), m1 = lane_mask(t.ncols - 16);
   __m512 acc0[MR], acc1[MR];
-  for (int i = 0; i < MR; ++i) {
-    const float* c = t.c + int64_t(i) * t.ldc;
-    acc0[i] = t.load_c ? _mm512_maskz_loadu_ps(m0, c) : _mm512_setzero_ps();
-    acc1[i] = t.load_c ? _mm512_maskz_loadu_ps(m1, c + 16) : _mm512_setzero_ps();
-  }
+  load_accumulators<MR>(t, acc0, acc1);
   const uint16_t* a = t.a;
   const uint16_t* b = t.b;
   for (int k = 0; k < t.kc; k += 2, a += 2, b += 2 * kPanel) {
@@ -92,11 +102,7 @@ __attribute__((target("avx512f,avx512bf16"))) void tile_avx512_bf16(const Bf16Ti
       acc1[i] = _mm512_dpbf16_ps(acc1[i], ai, b1);
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    float* c = t.c + int64_t(i) * t.ldc;
-    _mm512_mask_storeu_ps(c, m0, acc0[i]);
-    _mm512_mask_storeu_ps(c + 16, m1, acc1[i]);
-  }
+  store_accumulators<MR>(t, acc0, acc1);
 }
 
 // ---- AVX2: tiles of up to 6 rows × 16 columns (one half of a panel) --------
@@ -160,28 +166,14 @@ void tile_portable(const Tile& t) {
   for (int i = 0; i < MR; ++i) std::memcpy(t.c + int64_t(i) * t.ldc, acc[i], 4 * t.ncols);
 }
 
-// Runs the kernel<rows> of one family, for rows = 1..sizeof...(kernel).
-template <typename T, void (*... kernel)(const TileOf<T>&)>
-void tile_of_height(int rows, const TileOf<T>& t) {
-  int height = 0;
-  ((++height == rows ? kernel(t) : void()), ...);
-}
-
-template <size_t... I>
-void avx512_rows(int rows, const Tile& t, std::index_sequence<I...>) {
-  tile_of_height<float, tile_avx512<int(I) + 1>...>(rows, t);
-}
-template <size_t... I>
-void avx2_rows(int rows, const Tile& t, std::index_sequence<I...>) {
-  tile_of_height<float, tile_avx2<int(I) + 1>...>(rows, t);
-}
-template <size_t... I>
-void portable_rows(int rows, const Tile& t, std::index_sequence<I...>) {
-  tile_of_height<float, tile_portable<int(I) + 1>...>(rows, t);
-}
-template <size_t... I>
-void avx512_bf16_rows(int rows, const Bf16Tile& t, std::index_sequence<I...>) {
-  tile_of_height<uint16_t, tile_avx512_bf16<int(I) + 1>...>(rows, t);
+// Calls kernel.template operator()<rows>() for rows in 1..kMax (each kernel
+// is compiled per tile height, so its loops unroll).
+template <int kMax, typename Kernel>
+void with_height(int rows, const Kernel& kernel) {
+  [&]<size_t... I>(std::index_sequence<I...>) {
+    ((rows == int(I) + 1 ? kernel.template operator()<int(I) + 1>() : void()), ...);
+  }
+  (std::make_index_sequence<kMax>());
 }
 
 int tile_height(Isa isa) { return isa == Isa::kAvx512 ? 12 : isa == Isa::kAvx2 ? 6 : 4; }
@@ -189,11 +181,11 @@ int tile_height(Isa isa) { return isa == Isa::kAvx512 ? 12 : isa == Isa::kAvx2 ?
 void float_tile(Isa isa, int rows, const Tile& t) {
   switch (isa) {
     case Isa::kAvx512:
-      return avx512_rows(rows, t, std::make_index_sequence<12>());
+      return with_height<12>(rows, [&]<int MR>() { tile_avx512<MR>(t); });
     case Isa::kAvx2:
-      return avx2_rows(rows, t, std::make_index_sequence<6>());
+      return with_height<6>(rows, [&]<int MR>() { tile_avx2<MR>(t); });
     case Isa::kPortable:
-      return portable_rows(rows, t, std::make_index_sequence<4>());
+      return with_height<4>(rows, [&]<int MR>() { tile_portable<MR>(t); });
   }
 }
 
@@ -318,7 +310,7 @@ void round_to_bf16(int M, int K, const float* x, uint16_t* out) {
 void gemm_bf16(int M, int N, int K, const uint16_t* x, const uint16_t* packed, float* y,
                bool accumulate) {
   blocked_product(M, N, even(K), x, packed, y, accumulate, 12, [](int rows, const Bf16Tile& t) {
-    avx512_bf16_rows(rows, t, std::make_index_sequence<12>());
+    with_height<12>(rows, [&]<int MR>() { tile_avx512_bf16<MR>(t); });
   });
 }
 
