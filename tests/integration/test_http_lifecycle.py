@@ -87,8 +87,9 @@ def test_client_disconnect_cancels_its_work(make_server):
 def test_a_slow_request_gets_an_ordinary_200_with_content_length(make_server):
     """Nothing is sent while the engine computes (no heartbeat by default), so
     a request that takes far more than 100 ms still gets a plain answer."""
-    server = make_server("--max-batch-seqs", "1", "--chunk-tokens", "16")
-    text = text_of(3000, 4)
+    # Thousands of 4-token steps: about a second on the demo model, with fast kernels too.
+    server = make_server("--max-batch-seqs", "1", "--chunk-tokens", "4", "--max-input-tokens", "1000000")
+    text = text_of(30000, 4)
     for path, body in [("/v1/embeddings", {"input": text}), ("/v1/rerank", {"query": "q", "documents": [text]})]:
         t0 = time.monotonic()
         r = server.post(path, body)

@@ -126,7 +126,9 @@ def hub():
 
 
 def serve_args(stub, cache):
-    return ("--model", "tiny", "--hf-endpoint", stub.url, "--model-cache-dir", str(cache))
+    # The fixture's numbers are of text + one EOS: the single protocol (the download is tested here).
+    return ("--model", "tiny", "--hf-endpoint", stub.url, "--model-cache-dir", str(cache),
+            "--eos-protocol", "single")
 
 
 def cached_files(cache):
