@@ -14,11 +14,12 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <tuple>
 
 #include "engine/engine.h"
 #include "engine/random_model.h"
 #include "engine/tokenizer.h"
-#include "kernels/cpu/gemm.h"
+#include "tests/backend_params.h"
 #include "tests/fixture_data.h"
 #include "tests/random_tokens.h"
 
@@ -36,7 +37,7 @@ struct Outputs {
 struct ModelCase {
   std::string name;
   size_t longest_text;  // the longest real text's ids used (time in CI)
-  kernels::MatmulDtype dtype;
+  std::string backend;  // as tests/backend_params.h names them
   // Builds (embedding, reranker) checkpoints; null when it needs absent fixtures.
   std::function<std::unique_ptr<std::pair<Checkpoint, Checkpoint>>()> load;
 };
@@ -56,26 +57,36 @@ std::unique_ptr<std::pair<Checkpoint, Checkpoint>> random_models(const ModelShap
       make_random_embedding_checkpoint(shape, 11), make_random_reranker_checkpoint(shape, 12));
 }
 
-constexpr auto kFloat32 = kernels::MatmulDtype::kFloat32;
-constexpr auto kBFloat16 = kernels::MatmulDtype::kBFloat16;
-
+// Each model on the CPU and its CUDA twin (skipped without a device); the
+// fixture model in every product dtype too.
 const std::vector<ModelCase>& model_cases() {
-  static const std::vector<ModelCase> cases = {
-      {"fixture", 3000, kFloat32, fixture_models},
-      // bfloat16 products (where the CPU has AVX512-BF16) keep the promise too.
-      {"fixture_bfloat16", 600, kBFloat16, fixture_models},
-      {"demo_L2_C128", 600, kFloat32, [] { return random_models(ModelShape::demo()); }},
+  using Loader = std::function<std::unique_ptr<std::pair<Checkpoint, Checkpoint>>()>;
+  const std::vector<std::tuple<std::string, size_t, Loader, std::vector<std::string>>> models = {
+      {"fixture", 3000, fixture_models, {"cpu", "cuda"}},
+      {"fixture", 600, fixture_models, {"cpu_bfloat16", "cuda_float16", "cuda_bfloat16"}},
+      {"demo_L2_C128", 600, [] { return random_models(ModelShape::demo()); }, {"cpu", "cuda"}},
       // 3 heads (C = 192), FFN and LoRA widths that are no multiple of 32.
-      {"odd_L3_C192", 600, kFloat32,
+      {"odd_L3_C192",
+       600,
        [] {
          return random_models({3, 192, 600, 24, 40, 20, 56, 65536});
-       }},
-      // 5 heads (C = 320), a single layer would hide layer-to-layer effects.
-      {"odd_L5_C320", 600, kFloat32,
+       },
+       {"cpu", "cuda"}},
+      // 5 heads (C = 320), more layers than the fixture's.
+      {"odd_L5_C320",
+       600,
        [] {
          return random_models({5, 320, 1000, 48, 36, 28, 72, 65536});
-       }},
+       },
+       {"cpu", "cuda"}},
   };
+  static const std::vector<ModelCase> cases = [&] {
+    std::vector<ModelCase> out;
+    for (const auto& [name, longest, load, backends] : models)
+      for (const std::string& backend : backends)
+        out.push_back({name + "_" + backend, longest, backend, load});
+    return out;
+  }();
   return cases;
 }
 
@@ -103,15 +114,20 @@ std::vector<std::vector<int32_t>> inputs(size_t longest) {
 class BatchInvariance : public ::testing::TestWithParam<ModelCase> {
  protected:
   void SetUp() override {
-    if (GetParam().dtype == kBFloat16 && !kernels::cpu::has_bf16())
-      GTEST_SKIP() << "this CPU has no AVX512-BF16: bfloat16 products are refused here";
+    RWKV_REQUIRE_BACKEND(GetParam().backend);
     models_ = GetParam().load();
     if (!models_) RWKV_REQUIRE_FIXTURES();
   }
 
+  // `threads` counts for the CPU backends only.
   std::unique_ptr<Engine> engine(EngineOptions opt = {}, int threads = 2) {
-    return std::make_unique<Engine>(kernels::make_cpu_backend(threads, GetParam().dtype),
-                                    models_->first, &models_->second, opt);
+    const std::string& name = GetParam().backend;
+    auto backend = !name.starts_with("cpu")
+                       ? test::make_backend(name)
+                       : kernels::make_cpu_backend(threads, name == "cpu_bfloat16"
+                                                                ? kernels::MatmulDtype::kBFloat16
+                                                                : kernels::MatmulDtype::kFloat32);
+    return std::make_unique<Engine>(std::move(backend), models_->first, &models_->second, opt);
   }
 
   // Runs the inputs together through `engine`; outputs in input order.
@@ -159,7 +175,7 @@ TEST_P(BatchInvariance, AloneBatchedChunkedAndThreadedAgree) {
                   "chunk_tokens=" + std::to_string(chunk) + ", input " + std::to_string(i));
   }
 
-  // Random subsets in random order, at one thread.
+  // Random subsets in random order, at one thread on the CPU.
   const auto one_thread = engine({}, 1);
   std::mt19937 rng(4);
   for (int trial = 0; trial < 3; ++trial) {
@@ -179,7 +195,8 @@ TEST_P(BatchInvariance, StateContinuationEqualsOnePass) {
   // Running a prefix, saving the state, and continuing from it is the same as one pass.
   std::mt19937 rng(2);
   const auto text = random_tokens(rng, 120);
-  Engine engine(kernels::make_cpu_backend(), models_->first, nullptr);
+  const auto engine_ptr = engine();
+  Engine& engine = *engine_ptr;
   Engine::Wanted wanted;
   wanted.state = true;
   const std::vector<int32_t> prefix(text.begin(), text.begin() + 50),
@@ -197,7 +214,8 @@ TEST_P(BatchInvariance, StateContinuationEqualsOnePass) {
 }
 
 TEST_P(BatchInvariance, NoEosGivesNoEmbedding) {
-  Engine engine(kernels::make_cpu_backend(), models_->first, nullptr);
+  const auto engine_ptr = engine();
+  Engine& engine = *engine_ptr;
   const std::vector<int32_t> ids = {1, 2, 3};
   const Engine::Sequence seq{ids};
   const auto r = engine.run(std::span(&seq, 1), {})[0];
