@@ -88,6 +88,7 @@ void create_states(ServerContext& ctx, const httplib::Request& req, httplib::Res
         "the model '" + model + "' does not exist; this server serves '" + ctx.model_name() + "'",
         "model", "model_not_found");
   const std::optional<int64_t> ttl = request.ttl_seconds;
+  const StateDtype dtype = request.dtype.value_or(ctx.state_dtype);
   // Every computed state is held in memory until the request ends: bound their total.
   const uint64_t state_bytes =
       state_blob_size(state_shape_of(ctx.engine->model()), StateDtype::kFloat32);
@@ -143,17 +144,16 @@ void create_states(ServerContext& ctx, const httplib::Request& req, httplib::Res
   // Not streamed: storing may still fail (507, 503), and the status must say so.
   respond_after_done(
       res, pending,
-      [&ctx, states = std::move(states), owner, expires, model_name,
-       total_tokens](std::vector<Engine::Result>& results) {
+      [&ctx, states = std::move(states), owner, expires, model_name, total_tokens,
+       dtype](std::vector<Engine::Result>& results) {
         const StateShape shape = state_shape_of(ctx.engine->model());
         const int64_t now = unix_now_ms();
         std::vector<std::string> stored;
         json data = json::array();
         try {
           for (size_t i = 0; i < states.size(); ++i) {
-            auto blob = std::make_shared<const std::string>(
-                encode_state(results[i].state, ctx.fingerprint, shape, ctx.state_dtype,
-                             states[i].tokens.size()));
+            auto blob = std::make_shared<const std::string>(encode_state(
+                results[i].state, ctx.fingerprint, shape, dtype, states[i].tokens.size()));
             StateMeta meta;
             meta.owner = owner;
             meta.id = states[i].id;
@@ -254,16 +254,27 @@ void register_routes(httplib::Server& http, ServerContext& ctx) {
               send_json(res, 200, state_json(ctx, *meta));
             });
 
-  add_route(http, ctx, {"GET", "/v1/states/([^/]+)/content"},
-            [&ctx](const httplib::Request& req, httplib::Response& res) {
-              const std::string id = path_id(req);
-              const auto stored = ctx.states->get(request_state_owner(ctx, req), id);
-              if (!stored) throw api::ApiError::not_found("no state with id '" + id + "'", "id");
-              res.status = 200;
-              res.set_header("Content-Disposition",
-                             "attachment; filename=\"" + id + ".rwkvstate\"");
-              res.set_content(*stored->blob, "application/octet-stream");
-            });
+  add_route(
+      http, ctx, {"GET", "/v1/states/([^/]+)/content"},
+      [&ctx](const httplib::Request& req, httplib::Response& res) {
+        const std::string id = path_id(req);
+        std::optional<StateDtype> dtype;
+        if (req.has_param("dtype"))
+          dtype = api::parse_state_dtype_param(req.get_param_value("dtype"), "dtype");
+        const auto stored = ctx.states->get(request_state_owner(ctx, req), id);
+        if (!stored) throw api::ApiError::not_found("no state with id '" + id + "'", "id");
+        res.status = 200;
+        res.set_header("Content-Disposition", "attachment; filename=\"" + id + ".rwkvstate\"");
+        if (!dtype || *dtype == stored->meta.info.dtype) {
+          res.set_content(*stored->blob, "application/octet-stream");
+          return;
+        }
+        try {
+          res.set_content(convert_state_blob(*stored->blob, *dtype), "application/octet-stream");
+        } catch (const StateBlobError& e) {  // a damaged file
+          throw api::ApiError::unprocessable("state '" + id + "' cannot be converted: " + e.what());
+        }
+      });
 
   add_route(
       http, ctx, {"PUT", "/v1/states/([^/]+)"},

@@ -150,9 +150,10 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
                      "Prefix of the Redis keys of states")
           ->capture_default_str());
   env(cmd.add_option("--state-dtype", o.state_dtype,
-                     "How new states are stored; float16 and bfloat16 take half the bytes")
+                     "How new states are stored; float16 and bfloat16 take half the bytes, int8 "
+                     "(a scale per row) about a quarter")
           ->capture_default_str()
-          ->check(CLI::IsMember({"float32", "float16", "bfloat16"})));
+          ->check(CLI::IsMember({"float32", "float16", "bfloat16", "int8"})));
 }
 
 // Sets, from the TOML file, every option that neither a flag nor an

@@ -44,9 +44,10 @@ struct ServerOptions {
   int http_threads = 128;
   int read_timeout_seconds = 10;
   std::vector<std::string> api_keys;
-  std::string log_format = "text";      // text | json
-  StateStoreOptions states;             // /v1/states backend
-  std::string state_dtype = "float32";  // how new states are stored: float32 | float16 | bfloat16
+  std::string log_format = "text";  // text | json
+  StateStoreOptions states;         // /v1/states backend
+  // How new states are stored: float32 | float16 | bfloat16 | int8.
+  std::string state_dtype = "float32";
 };
 
 struct ServerContext {
