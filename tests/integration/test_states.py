@@ -599,6 +599,48 @@ def test_redis_store_is_shared_by_two_servers(make_server, tmp_path, redis, offl
     assert not (tmp_path / "unused").exists()
 
 
+def test_decoded_states_are_cached_and_never_stale_across_replicas(make_server, tmp_path, redis, offline):
+    a = make_server(*redis_args(tmp_path, redis))
+    b = make_server(*redis_args(tmp_path, redis))
+    ids, _ = create_offline_states(a, offline)
+    docs = [{"state_id": i} for i in ids]
+    first = scores_by_index(rerank(a, offline["query"], docs))
+    assert metric(a, "rwkv_emb_state_cache_misses_total") == len(ids)
+    assert metric(a, "rwkv_emb_state_cache_entries") == len(ids)
+    assert metric(a, "rwkv_emb_state_cache_bytes") == len(ids) * (3 * 2 * 128 + 3 * 2 * 64 * 64) * 4
+    # One fetch of every state, and its bytes.
+    assert metric(a, "rwkv_emb_state_fetch_bytes_count") == 1
+    assert metric(a, "rwkv_emb_state_fetch_bytes_sum") == len(ids) * 101444
+    assert f"rerank: {len(ids)} of {len(ids)} states fetched from the redis store, {len(ids) * 101444} bytes" \
+        in a.output()
+    store_reads = metric(a, "rwkv_emb_state_hits_total")
+    # Again: every state from the cache, no blob read from Redis.
+    assert scores_by_index(rerank(a, offline["query"], docs)) == first
+    assert metric(a, "rwkv_emb_state_cache_hits_total") == len(ids)
+    assert metric(a, "rwkv_emb_state_hits_total") == store_reads
+    assert metric(a, "rwkv_emb_state_fetch_bytes_count") == 1
+    # Another replica overwrites a state with another's bytes: this one scores the new state.
+    assert put(b, ids[0], content(b, ids[1]).content).status_code == 200
+    assert scores_by_index(rerank(a, offline["query"], [{"state_id": ids[0]}]))[0] == first[1]
+    assert metric(a, "rwkv_emb_state_cache_misses_total") == len(ids) + 1
+    # ... or deletes one: 404 here, never the cached copy.
+    assert requests.delete(f"{b.url}/v1/states/{ids[1]}", timeout=10).status_code == 200
+    assert rerank(a, offline["query"], [{"state_id": ids[1]}]).status_code == 404
+    assert metric(a, "rwkv_emb_state_cache_entries") == len(ids) - 1
+    # Overwritten and deleted here.
+    assert put(a, ids[2], content(a, ids[3]).content).status_code == 200
+    assert scores_by_index(rerank(a, offline["query"], [{"state_id": ids[2]}]))[0] == first[3]
+    assert requests.delete(f"{a.url}/v1/states/{ids[3]}", timeout=10).status_code == 200
+    assert rerank(a, offline["query"], [{"state_id": ids[3]}]).status_code == 404
+    # --state-cache-bytes 0: every rerank reads the store.
+    c = make_server(*redis_args(tmp_path, redis, "--state-cache-bytes", "0"))
+    for _ in range(2):
+        assert scores_by_index(rerank(c, offline["query"], [{"state_id": ids[0]}]))[0] == first[1]
+    assert metric(c, "rwkv_emb_state_cache_hits_total") == 0
+    assert metric(c, "rwkv_emb_state_hits_total") == 2
+    assert metric(c, "rwkv_emb_state_cache_entries") == 0
+
+
 def test_redis_isolation_and_ttl(make_server, tmp_path, redis, offline):
     a = make_server(*redis_args(tmp_path, redis, "--api-key", "k1,k2"))
     b = make_server(*redis_args(tmp_path, redis, "--api-key", "k1,k2"))
