@@ -15,11 +15,20 @@ ApiError invalid_state_id(const std::string& id, const std::string& param) {
                                param);
 }
 
+StateDtype parse_state_dtype_param(const std::string& name, const std::string& param) {
+  if (const auto dtype = parse_state_dtype(name)) return *dtype;
+  throw ApiError::bad_request("'" + param + "' must be float32, float16, bfloat16 or int8, not '" +
+                                  sanitize_utf8(name.substr(0, 200)) + "'",
+                              param);
+}
+
 CreateStatesRequest parse_create_states_request(const json& body, const RequestLimits& limits) {
   require_object(body);
   CreateStatesRequest request;
   request.model = optional_string(body, "model").value_or("");
   request.ttl_seconds = optional_int(body, "ttl_seconds", 1, kMaxStateTtlSeconds);
+  if (const auto dtype = optional_string(body, "dtype"))
+    request.dtype = parse_state_dtype_param(*dtype, "dtype");
   const json* list = find_field(body, "documents");
   if (!list) throw ApiError::bad_request("'documents' is required", "documents");
   if (!list->is_array() || list->empty())

@@ -5,8 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <future>
 #include <random>
 
 #include "engine/sha256.h"
@@ -292,6 +294,21 @@ std::optional<StoredState> DiskStateStore::get(const std::string& owner, const s
   bytes_ -= it->second.meta.info.bytes;
   index_.erase(it);  // the file stays for inspection
   return std::nullopt;
+}
+
+std::vector<std::optional<StoredState>> DiskStateStore::get_many(
+    const std::string& owner, const std::vector<std::string>& ids) {
+  std::vector<std::optional<StoredState>> out(ids.size());
+  std::atomic<size_t> next{0};
+  const auto read_some = [&] {
+    for (size_t i; (i = next++) < ids.size();) out[i] = get(owner, ids[i]);
+  };
+  std::vector<std::future<void>> readers;
+  for (size_t n = std::min<size_t>(ids.size(), 8); n > 1; --n)
+    readers.push_back(std::async(std::launch::async, read_some));
+  read_some();
+  for (auto& r : readers) r.get();  // rethrows a reader's exception
+  return out;
 }
 
 std::optional<StateMeta> DiskStateStore::stat(const std::string& owner, const std::string& id) {

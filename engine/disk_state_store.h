@@ -25,6 +25,9 @@ class DiskStateStore : public StateStore {
   std::string_view kind() const override { return "disk"; }
   bool put(StateMeta meta, std::shared_ptr<const std::string> blob, bool replace) override;
   std::optional<StoredState> get(const std::string& owner, const std::string& id) override;
+  // Up to 8 files read at once.
+  std::vector<std::optional<StoredState>> get_many(const std::string& owner,
+                                                   const std::vector<std::string>& ids) override;
   std::optional<StateMeta> stat(const std::string& owner, const std::string& id) override;
   bool erase(const std::string& owner, const std::string& id) override;
   StateListPage list(const std::string& owner, const std::string& after, size_t limit) override;

@@ -249,8 +249,8 @@ bool RedisStateStore::put(StateMeta meta, std::shared_ptr<const std::string> blo
   return r->type != REDIS_REPLY_NIL;
 }
 
-std::optional<StoredState> RedisStateStore::get(const std::string& owner, const std::string& id) {
-  const Reply r = run1({"GET", key(owner, id)});
+std::optional<StoredState> RedisStateStore::stored_of(const redisReply* r, const std::string& owner,
+                                                      const std::string& id) {
   std::optional<StoredState> out;
   bool unusable = false;
   if (r->type == REDIS_REPLY_STRING) {
@@ -272,8 +272,8 @@ std::optional<StoredState> RedisStateStore::get(const std::string& owner, const 
   return out;
 }
 
-std::optional<StateMeta> RedisStateStore::stat(const std::string& owner, const std::string& id) {
-  const Reply r = run1({"GETRANGE", key(owner, id), "0", std::to_string(kMetaPrefixBytes - 1)});
+std::optional<StateMeta> RedisStateStore::meta_of(const redisReply* r, const std::string& owner,
+                                                  const std::string& id) {
   if (r->type != REDIS_REPLY_STRING || r->len == 0)
     return std::nullopt;  // GETRANGE of a missing key is ""
   try {
@@ -284,6 +284,43 @@ std::optional<StateMeta> RedisStateStore::stat(const std::string& owner, const s
     spdlog::warn("redis state store: value of {} is unusable: {}", key(owner, id), e.what());
     return std::nullopt;
   }
+}
+
+RedisStateStore::Command RedisStateStore::meta_read(const std::string& owner,
+                                                    const std::string& id) const {
+  return {"GETRANGE", key(owner, id), "0", std::to_string(kMetaPrefixBytes - 1)};
+}
+
+std::optional<StoredState> RedisStateStore::get(const std::string& owner, const std::string& id) {
+  return stored_of(run1({"GET", key(owner, id)}).get(), owner, id);
+}
+
+std::vector<std::optional<StoredState>> RedisStateStore::get_many(
+    const std::string& owner, const std::vector<std::string>& ids) {
+  if (ids.empty()) return {};
+  Command mget = {"MGET"};
+  for (const std::string& id : ids) mget.push_back(key(owner, id));
+  const Reply r = run1(mget);
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != ids.size())
+    throw StateStoreUnavailable("redis state store: unexpected MGET reply from " + where_);
+  std::vector<std::optional<StoredState>> out;
+  for (size_t i = 0; i < ids.size(); ++i) out.push_back(stored_of(r->element[i], owner, ids[i]));
+  return out;
+}
+
+std::optional<StateMeta> RedisStateStore::stat(const std::string& owner, const std::string& id) {
+  return meta_of(run1(meta_read(owner, id)).get(), owner, id);
+}
+
+std::vector<std::optional<StateMeta>> RedisStateStore::stat_many(
+    const std::string& owner, const std::vector<std::string>& ids) {
+  if (ids.empty()) return {};
+  std::vector<Command> reads;
+  for (const std::string& id : ids) reads.push_back(meta_read(owner, id));
+  const std::vector<Reply> replies = run(reads);
+  std::vector<std::optional<StateMeta>> out;
+  for (size_t i = 0; i < ids.size(); ++i) out.push_back(meta_of(replies[i].get(), owner, ids[i]));
+  return out;
 }
 
 bool RedisStateStore::erase(const std::string& owner, const std::string& id) {
@@ -305,22 +342,8 @@ StateListPage RedisStateStore::list(const std::string& owner, const std::string&
   page.has_more = ids.size() > limit;
   if (ids.size() > limit) ids.resize(limit);
   if (ids.empty()) return page;
-  std::vector<Command> reads;
-  for (const std::string& id : ids)
-    reads.push_back({"GETRANGE", key(owner, id), "0", std::to_string(kMetaPrefixBytes - 1)});
-  const std::vector<Reply> replies = run(reads);
-  const int64_t now = unix_now_ms();
-  for (size_t i = 0; i < ids.size(); ++i) {
-    const redisReply* r = replies[i].get();
-    if (r->type != REDIS_REPLY_STRING || r->len == 0) continue;  // expired or deleted meanwhile
-    try {
-      StateMeta meta = decode_state_record(std::string_view(r->str, r->len));
-      if (meta.owner == owner && meta.id == ids[i] && !meta.expired(now))
-        page.items.push_back(std::move(meta));
-    } catch (const std::exception& e) {
-      spdlog::warn("redis state store: value of {} is unusable: {}", key(owner, ids[i]), e.what());
-    }
-  }
+  for (std::optional<StateMeta>& meta : stat_many(owner, ids))
+    if (meta) page.items.push_back(std::move(*meta));  // else expired or deleted meanwhile
   return page;
 }
 

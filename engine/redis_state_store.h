@@ -40,6 +40,10 @@ class RedisStateStore : public StateStore {
   bool put(StateMeta meta, std::shared_ptr<const std::string> blob, bool replace) override;
   std::optional<StoredState> get(const std::string& owner, const std::string& id) override;
   std::optional<StateMeta> stat(const std::string& owner, const std::string& id) override;
+  std::vector<std::optional<StoredState>> get_many(const std::string& owner,
+                                                   const std::vector<std::string>& ids) override;
+  std::vector<std::optional<StateMeta>> stat_many(const std::string& owner,
+                                                  const std::vector<std::string>& ids) override;
   bool erase(const std::string& owner, const std::string& id) override;
   StateListPage list(const std::string& owner, const std::string& after, size_t limit) override;
   // states and bytes (record sizes) are counted with SCAN, at most every 5 s.
@@ -62,6 +66,13 @@ class RedisStateStore : public StateStore {
   std::string key(const std::string& owner, const std::string& id) const;
   std::string owner_pattern(const std::string& owner) const;  // SCAN MATCH pattern
   std::vector<std::string> scan(const std::string& pattern);
+  // The live state of a GET / the metadata of a GETRANGE reply; nullopt when
+  // missing, expired or unusable (logged).
+  std::optional<StoredState> stored_of(const redisReply* r, const std::string& owner,
+                                       const std::string& id);
+  std::optional<StateMeta> meta_of(const redisReply* r, const std::string& owner,
+                                   const std::string& id);
+  Command meta_read(const std::string& owner, const std::string& id) const;
 
   RedisAddress address_;
   std::string where_;  // host:port for messages

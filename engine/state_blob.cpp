@@ -117,7 +117,10 @@ class FastHasher {
 
 // ---- Tensor (de)serialization ----
 
-void write_values(char* out, const std::vector<float>& values, StateDtype dtype) {
+// The float dtypes: each value as it is, in 4 or 2 bytes.
+size_t float_bytes(StateDtype dtype) { return dtype == StateDtype::kFloat32 ? 4 : 2; }
+
+void write_floats(char* out, const std::vector<float>& values, StateDtype dtype) {
   switch (dtype) {
     case StateDtype::kFloat32:
       std::memcpy(out, values.data(), values.size() * sizeof(float));
@@ -138,10 +141,12 @@ void write_values(char* out, const std::vector<float>& values, StateDtype dtype)
         std::memcpy(out + 2 * i, &b, 2);
       }
       return;
+    case StateDtype::kInt8:
+      break;
   }
 }
 
-void read_values(const char* in, std::vector<float>& values, StateDtype dtype) {
+void read_floats(const char* in, std::vector<float>& values, StateDtype dtype) {
   switch (dtype) {
     case StateDtype::kFloat32:
       std::memcpy(values.data(), in, values.size() * sizeof(float));
@@ -160,7 +165,88 @@ void read_values(const char* in, std::vector<float>& values, StateDtype dtype) {
         values[i] = bfloat16_to_float(b);
       }
       return;
+    case StateDtype::kInt8:
+      break;
   }
+}
+
+// int8: a row's values are q * absmax / 127 with q in [-127, 127] and absmax
+// its largest absolute value, kept exactly. Rows with absmax below this are
+// zeros: above it every nonzero value decodes to a normal float, so that
+// decoding and encoding again give the same bytes.
+constexpr float kInt8MinAbsmax = 0x1p-119f;
+
+uint64_t int8_rows(StateShape s) { return uint64_t(s.layers) * 2 + wkv_count(s) / kStateHeadSize; }
+
+// The values of rows of `row` values each: their absmax at `scales`, their
+// multiples at `q`.
+void write_int8(char* scales, char* q, const std::vector<float>& values, size_t row) {
+  for (size_t r = 0; r * row < values.size(); ++r) {
+    const float* v = values.data() + r * row;
+    float absmax = 0;
+    bool finite = true;
+    for (size_t i = 0; i < row; ++i) {
+      absmax = std::max(absmax, std::abs(v[i]));
+      finite &= std::isfinite(v[i]);
+    }
+    if (!finite)
+      absmax = std::numeric_limits<float>::quiet_NaN();  // refused when decoded
+    else if (absmax < kInt8MinAbsmax)
+      absmax = 0;
+    std::memcpy(scales + 4 * r, &absmax, 4);
+    for (size_t i = 0; i < row; ++i)
+      q[r * row + i] = absmax > 0 ? char(std::lround(double(v[i]) * 127.0 / absmax)) : 0;
+  }
+}
+
+// False when a row is not what write_int8 writes: absmax not finite, negative
+// or below kInt8MinAbsmax (other than 0), a -128, or no ±127 (all zeros for 0).
+bool read_int8(const char* scales, const char* q, std::vector<float>& values, size_t row) {
+  for (size_t r = 0; r * row < values.size(); ++r) {
+    float absmax;
+    std::memcpy(&absmax, scales + 4 * r, 4);
+    if (!(absmax == 0 || (absmax >= kInt8MinAbsmax && std::isfinite(absmax)))) return false;
+    int top = 0;
+    for (size_t i = 0; i < row; ++i) {
+      const int8_t x = int8_t(q[r * row + i]);
+      if (x == -128) return false;
+      top = std::max(top, std::abs(int(x)));
+      values[r * row + i] = float(double(x) * absmax / 127.0);
+    }
+    if (top != (absmax > 0 ? 127 : 0)) return false;
+  }
+  return true;
+}
+
+uint64_t payload_bytes(StateShape s, StateDtype dtype) {
+  if (dtype == StateDtype::kInt8) return int8_rows(s) * 4 + shift_count(s) + wkv_count(s);
+  return (shift_count(s) + wkv_count(s)) * float_bytes(dtype);
+}
+
+// Writes the payload of `state` at `out`.
+void write_payload(char* out, const SequenceState& state, StateShape shape, StateDtype dtype) {
+  if (dtype != StateDtype::kInt8) {
+    write_floats(out, state.shift, dtype);
+    write_floats(out + state.shift.size() * float_bytes(dtype), state.wkv, dtype);
+    return;
+  }
+  char* q = out + int8_rows(shape) * 4;
+  write_int8(out, q, state.shift, shape.channels);
+  write_int8(out + uint64_t(shape.layers) * 2 * 4, q + state.shift.size(), state.wkv,
+             kStateHeadSize);
+}
+
+// False for int8 rows write_int8 cannot have written.
+bool read_payload(const char* in, SequenceState& state, StateShape shape, StateDtype dtype) {
+  if (dtype != StateDtype::kInt8) {
+    read_floats(in, state.shift, dtype);
+    read_floats(in + state.shift.size() * float_bytes(dtype), state.wkv, dtype);
+    return true;
+  }
+  const char* q = in + int8_rows(shape) * 4;
+  return read_int8(in, q, state.shift, shape.channels) &&
+         read_int8(in + uint64_t(shape.layers) * 2 * 4, q + state.shift.size(), state.wkv,
+                   kStateHeadSize);
 }
 
 bool all_finite(const std::vector<float>& values) {
@@ -181,6 +267,8 @@ std::string_view state_dtype_name(StateDtype dtype) {
       return "float16";
     case StateDtype::kBfloat16:
       return "bfloat16";
+    case StateDtype::kInt8:
+      return "int8";
   }
   return "unknown";
 }
@@ -189,10 +277,9 @@ std::optional<StateDtype> parse_state_dtype(std::string_view name) {
   if (name == "float32") return StateDtype::kFloat32;
   if (name == "float16") return StateDtype::kFloat16;
   if (name == "bfloat16") return StateDtype::kBfloat16;
+  if (name == "int8") return StateDtype::kInt8;
   return std::nullopt;
 }
-
-size_t state_dtype_bytes(StateDtype dtype) { return dtype == StateDtype::kFloat32 ? 4 : 2; }
 
 // ---- Fingerprint and shape ----
 
@@ -224,8 +311,7 @@ StateShape state_shape_of(const EmbeddingWeights& model) {
 }
 
 uint64_t state_blob_size(StateShape shape, StateDtype dtype) {
-  return kStateHeaderBytes + (shift_count(shape) + wkv_count(shape)) * state_dtype_bytes(dtype) +
-         kStateTrailerBytes;
+  return kStateHeaderBytes + payload_bytes(shape, dtype) + kStateTrailerBytes;
 }
 
 // ---- Encode / decode ----
@@ -235,11 +321,10 @@ std::string encode_state(const SequenceState& state, const ModelFingerprint& fin
   if (state.shift.size() != shift_count(shape) || state.wkv.size() != wkv_count(shape))
     throw std::invalid_argument("encode_state: the state's sizes do not match " +
                                 shape.to_string());
-  const size_t elem = state_dtype_bytes(dtype);
-  const uint64_t payload = (shift_count(shape) + wkv_count(shape)) * elem;
+  const uint64_t payload = payload_bytes(shape, dtype);
   std::string out(kStateHeaderBytes + payload + kStateTrailerBytes, '\0');
   std::memcpy(out.data(), kStateMagic.data(), kStateMagic.size());
-  put_le<uint16_t>(out, kOffVersion, kStateFormatVersion);
+  put_le<uint16_t>(out, kOffVersion, dtype == StateDtype::kInt8 ? kStateFormatVersion : 1);
   put_le<uint16_t>(out, kOffHeaderBytes, uint16_t(kStateHeaderBytes));
   put_le<uint32_t>(out, kOffDtype, uint32_t(dtype));
   std::memcpy(out.data() + kOffFingerprint, fingerprint.bytes.data(), fingerprint.bytes.size());
@@ -249,8 +334,7 @@ std::string encode_state(const SequenceState& state, const ModelFingerprint& fin
   put_le<uint32_t>(out, kOffHeadSize, kStateHeadSize);
   put_le<uint64_t>(out, kOffTokens, tokens);
   put_le<uint64_t>(out, kOffPayload, payload);
-  write_values(out.data() + kStateHeaderBytes, state.shift, dtype);
-  write_values(out.data() + kStateHeaderBytes + state.shift.size() * elem, state.wkv, dtype);
+  write_payload(out.data() + kStateHeaderBytes, state, shape, dtype);
   const size_t body = kStateHeaderBytes + payload;
   put_le<uint32_t>(out, body, crc32_of(std::string_view(out.data(), body)));
   return out;
@@ -266,18 +350,21 @@ StateBlobInfo read_state_header(std::string_view blob) {
                     "-byte header and checksum");
   StateBlobInfo info;
   info.version = get_le<uint16_t>(blob, kOffVersion);
-  if (info.version != kStateFormatVersion)
+  if (info.version < 1 || info.version > kStateFormatVersion)
     throw malformed("format version " + std::to_string(info.version) +
-                    " is not supported (this server reads version " +
+                    " is not supported (this server reads versions 1 to " +
                     std::to_string(kStateFormatVersion) + ")");
   const uint16_t header_bytes = get_le<uint16_t>(blob, kOffHeaderBytes);
   if (header_bytes != kStateHeaderBytes)
     throw malformed("header size " + std::to_string(header_bytes) + ", expected " +
                     std::to_string(kStateHeaderBytes));
   const uint32_t dtype = get_le<uint32_t>(blob, kOffDtype);
-  if (dtype > uint32_t(StateDtype::kBfloat16))
-    throw malformed("unknown dtype code " + std::to_string(dtype) +
-                    " (0 float32, 1 float16, 2 bfloat16)");
+  const uint32_t max_dtype =
+      uint32_t(info.version == 1 ? StateDtype::kBfloat16 : StateDtype::kInt8);
+  if (dtype > max_dtype)
+    throw malformed("unknown dtype code " + std::to_string(dtype) + " for format version " +
+                    std::to_string(info.version) + " (0 float32, 1 float16, 2 bfloat16" +
+                    (info.version == 1 ? ")" : ", 3 int8)"));
   info.dtype = StateDtype(dtype);
   std::memcpy(info.fingerprint.bytes.data(), blob.data() + kOffFingerprint,
               info.fingerprint.bytes.size());
@@ -293,7 +380,7 @@ StateBlobInfo read_state_header(std::string_view blob) {
                     std::to_string(kStateHeadSize));
   info.tokens = get_le<uint64_t>(blob, kOffTokens);
   const uint64_t payload = get_le<uint64_t>(blob, kOffPayload);
-  const uint64_t want_payload = (shift_count(s) + wkv_count(s)) * state_dtype_bytes(info.dtype);
+  const uint64_t want_payload = payload_bytes(s, info.dtype);
   if (payload != want_payload)
     throw malformed("payload size field says " + std::to_string(payload) + " bytes, but " +
                     s.to_string() + " in " + std::string(state_dtype_name(info.dtype)) + " takes " +
@@ -332,13 +419,22 @@ SequenceState decode_state(std::string_view blob, const ModelFingerprint& finger
   SequenceState state;
   state.shift.resize(shift_count(shape));
   state.wkv.resize(wkv_count(shape));
-  const size_t elem = state_dtype_bytes(info.dtype);
-  read_values(blob.data() + kStateHeaderBytes, state.shift, info.dtype);
-  read_values(blob.data() + kStateHeaderBytes + state.shift.size() * elem, state.wkv, info.dtype);
+  if (!read_payload(blob.data() + kStateHeaderBytes, state, shape, info.dtype))
+    throw malformed(
+        "an int8 row is not canonical (its scale must be 0 or a finite absmax of at least 2^-119, "
+        "its values -127..127 with a ±127, all 0 for scale 0)");
   if (!all_finite(state.shift) || !all_finite(state.wkv))
     throw malformed("it holds NaN or infinite values");
   if (info_out) *info_out = info;
   return state;
+}
+
+std::string convert_state_blob(std::string_view blob, StateDtype dtype) {
+  const StateBlobInfo header = read_state_header(blob);
+  StateBlobInfo info;
+  const SequenceState state = decode_state(blob, header.fingerprint, header.shape, &info);
+  if (info.dtype == dtype) return std::string(blob);
+  return encode_state(state, info.fingerprint, info.shape, dtype, info.tokens);
 }
 
 // ---- Helpers ----

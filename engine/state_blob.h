@@ -18,12 +18,14 @@
 namespace rwkv {
 
 // How the tensors of a blob are stored. The engine always works in float32;
-// the half-size types are decoded back to float32 for use.
-enum class StateDtype : uint32_t { kFloat32 = 0, kFloat16 = 1, kBfloat16 = 2 };
+// the smaller types are decoded back to float32 for use. int8: each row (a
+// shift vector, a row of a head's WKV matrix) is stored as its largest
+// absolute value (float32) and 8-bit multiples of 1/127 of it.
+enum class StateDtype : uint32_t { kFloat32 = 0, kFloat16 = 1, kBfloat16 = 2, kInt8 = 3 };
 
-std::string_view state_dtype_name(StateDtype dtype);  // "float32", "float16", "bfloat16"
+// "float32", "float16", "bfloat16", "int8"
+std::string_view state_dtype_name(StateDtype dtype);
 std::optional<StateDtype> parse_state_dtype(std::string_view name);
-size_t state_dtype_bytes(StateDtype dtype);
 
 // 16 bytes identifying the embedding model's weights (model_fingerprint).
 struct ModelFingerprint {
@@ -47,7 +49,9 @@ struct StateShape {
 StateShape state_shape_of(const EmbeddingWeights& model);
 
 inline constexpr std::string_view kStateMagic = "RWKVSTAT";
-inline constexpr uint16_t kStateFormatVersion = 1;
+// Version 2 added int8; float blobs are still written as version 1, which
+// older servers read. Both versions are read.
+inline constexpr uint16_t kStateFormatVersion = 2;
 inline constexpr size_t kStateHeaderBytes = 64;
 inline constexpr size_t kStateTrailerBytes = 4;  // CRC-32
 inline constexpr uint32_t kStateHeadSize = 64;
@@ -81,8 +85,9 @@ class StateBlobError : public std::runtime_error {
 };
 
 // The blob of `state` (float32, shaped as `shape`). Values beyond the range
-// of float16 are saturated to ±65504. Throws std::invalid_argument when the
-// state's sizes do not match `shape`.
+// of float16 are saturated to ±65504; int8 rows whose largest value is below
+// 2^-119 are stored as zeros. Throws std::invalid_argument when the state's
+// sizes do not match `shape`.
 std::string encode_state(const SequenceState& state, const ModelFingerprint& fingerprint,
                          StateShape shape, StateDtype dtype, uint64_t tokens);
 
@@ -99,6 +104,11 @@ StateBlobInfo inspect_state_blob(std::string_view blob);
 // values (finite), and the state as float32.
 SequenceState decode_state(std::string_view blob, const ModelFingerprint& fingerprint,
                            StateShape shape, StateBlobInfo* info = nullptr);
+
+// The same state in another dtype (`blob` itself when it has that dtype
+// already): decoded for the model its header names, encoded again. Throws
+// StateBlobError(kMalformed).
+std::string convert_state_blob(std::string_view blob, StateDtype dtype);
 
 // ---- Helpers ----
 

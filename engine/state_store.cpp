@@ -2,10 +2,12 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "engine/disk_state_store.h"
 #include "engine/memory_state_store.h"
 #include "engine/redis_state_store.h"
+#include "engine/sha256.h"
 
 namespace rwkv {
 namespace {
@@ -51,13 +53,26 @@ int64_t unix_now_ms() {
       .count();
 }
 
+std::vector<std::optional<StoredState>> StateStore::get_many(const std::string& owner,
+                                                             const std::vector<std::string>& ids) {
+  std::vector<std::optional<StoredState>> out;
+  for (const std::string& id : ids) out.push_back(get(owner, id));
+  return out;
+}
+
+std::vector<std::optional<StateMeta>> StateStore::stat_many(const std::string& owner,
+                                                            const std::vector<std::string>& ids) {
+  std::vector<std::optional<StateMeta>> out;
+  for (const std::string& id : ids) out.push_back(stat(owner, id));
+  return out;
+}
+
 std::string encode_state_record(const StateMeta& meta, std::string_view blob) {
-  const std::string json = nlohmann::json{
-      {"owner", meta.owner},
-      {"id", meta.id},
-      {"created_ms", meta.created_ms},
-      {"expires_ms", meta.expires_ms},
-      {"bytes", blob.size()}}.dump();
+  const std::string json =
+      nlohmann::json{{"owner", meta.owner},           {"id", meta.id},
+                     {"created_ms", meta.created_ms}, {"expires_ms", meta.expires_ms},
+                     {"bytes", blob.size()},          {"write_id", meta.write_id}}
+          .dump();
   std::string out;
   out.reserve(kRecordFixed + json.size() + 4 + blob.size());
   out.append(kRecordMagic);
@@ -90,6 +105,7 @@ StateMeta decode_state_record(std::string_view record, std::string_view* blob) {
     meta.created_ms = j.at("created_ms").get<int64_t>();
     meta.expires_ms = j.at("expires_ms").get<int64_t>();
     bytes = j.at("bytes").get<uint64_t>();
+    meta.write_id = j.value("write_id", std::string());
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(std::string("bad metadata: ") + e.what());
   }
@@ -123,6 +139,9 @@ void check_state_for_put(StateMeta& meta, std::string_view blob) {
   } catch (const StateBlobError& e) {
     throw std::invalid_argument(e.what());
   }
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  const uint64_t random[2] = {rng(), rng()};
+  meta.write_id = to_hex(reinterpret_cast<const uint8_t*>(random), sizeof(random));
 }
 
 std::unique_ptr<StateStore> make_state_store(const StateStoreOptions& o) {

@@ -27,6 +27,9 @@ struct StateMeta {
   int64_t created_ms = 0;  // Unix time
   int64_t expires_ms = 0;  // Unix time; 0: never
   StateBlobInfo info;      // from the blob's header (bytes, tokens, dtype, shape, fingerprint)
+  // Random, new at every put: tells a decoded copy of this record from one of
+  // an overwritten state (DecodedStateCache). "" in records written before it existed.
+  std::string write_id;
 
   bool expired(int64_t now_ms) const { return expires_ms != 0 && expires_ms <= now_ms; }
 };
@@ -79,6 +82,12 @@ class StateStore {
   virtual std::optional<StoredState> get(const std::string& owner, const std::string& id) = 0;
   // The metadata only (no hit/miss counted).
   virtual std::optional<StateMeta> stat(const std::string& owner, const std::string& id) = 0;
+  // get() and stat() of several ids at once, in their order. Redis: one
+  // round trip (MGET, pipelined GETRANGE); disk: files read in parallel.
+  virtual std::vector<std::optional<StoredState>> get_many(const std::string& owner,
+                                                           const std::vector<std::string>& ids);
+  virtual std::vector<std::optional<StateMeta>> stat_many(const std::string& owner,
+                                                          const std::vector<std::string>& ids);
   // True when a live state was removed.
   virtual bool erase(const std::string& owner, const std::string& id) = 0;
   // The owner's states with ids greater than `after`, at most `limit`.
@@ -93,7 +102,7 @@ class StateStore {
 //   0  8  magic "RWKVSREC"
 //   8  4  u32 record version (1)
 //  12  4  u32 n = length of the metadata JSON
-//  16  n  metadata JSON {"owner","id","created_ms","expires_ms","bytes"}
+//  16  n  metadata JSON {"owner","id","created_ms","expires_ms","bytes","write_id"?}
 //  16+n 4 u32 CRC-32 of the JSON
 //  20+n   the state blob (docs/state-format.md), `bytes` long
 std::string encode_state_record(const StateMeta& meta, std::string_view blob);
@@ -104,7 +113,8 @@ std::string encode_state_record(const StateMeta& meta, std::string_view blob);
 StateMeta decode_state_record(std::string_view record, std::string_view* blob = nullptr);
 
 // For backends' put(): checks meta.owner, meta.id and the blob
-// (std::invalid_argument saying what is wrong) and fills meta.info.
+// (std::invalid_argument saying what is wrong), fills meta.info and gives
+// meta a new write_id.
 void check_state_for_put(StateMeta& meta, std::string_view blob);
 
 // ---- Choosing a backend ----

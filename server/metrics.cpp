@@ -2,6 +2,8 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <optional>
+
 namespace rwkv::server {
 
 using prometheus::BuildCounter;
@@ -15,6 +17,11 @@ Histogram::BucketBoundaries exponential(double start, double factor, int count) 
   Histogram::BucketBoundaries b;
   for (double v = start; count-- > 0; v *= factor) b.push_back(v);
   return b;
+}
+
+// Sources count from their start; a counter takes the growth.
+void advance(prometheus::Counter& counter, uint64_t now, uint64_t last) {
+  if (now > last) counter.Increment(double(now - last));
 }
 
 }  // namespace
@@ -91,7 +98,40 @@ Metrics::Metrics()
                            .Help("Stored states found corrupted and skipped (disk: at start or "
                                  "when read; redis: when read); the log names each")
                            .Register(*registry_)
-                           .Add({})) {}
+                           .Add({})),
+      cache_entries_(BuildGauge()
+                         .Name("rwkv_emb_state_cache_entries")
+                         .Help("Decoded states held in memory in front of the state store")
+                         .Register(*registry_)
+                         .Add({})),
+      cache_bytes_(BuildGauge()
+                       .Name("rwkv_emb_state_cache_bytes")
+                       .Help("Bytes of the decoded states held (float32 values)")
+                       .Register(*registry_)
+                       .Add({})),
+      cache_hits_(BuildCounter()
+                      .Name("rwkv_emb_state_cache_hits_total")
+                      .Help("Rerank states taken decoded from the cache, without a store read")
+                      .Register(*registry_)
+                      .Add({})),
+      cache_misses_(BuildCounter()
+                        .Name("rwkv_emb_state_cache_misses_total")
+                        .Help("Rerank states not in the cache (or overwritten since): read from "
+                              "the store and decoded")
+                        .Register(*registry_)
+                        .Add({})),
+      cache_evictions_(BuildCounter()
+                           .Name("rwkv_emb_state_cache_evictions_total")
+                           .Help("Decoded states dropped to stay within --state-cache-bytes")
+                           .Register(*registry_)
+                           .Add({})),
+      fetch_bytes_(BuildHistogram()
+                       .Name("rwkv_emb_state_fetch_bytes")
+                       .Help("State bytes one rerank request read from the store")
+                       .Register(*registry_)
+                       .Add({}, exponential(65536, 4, 10))) {}
+
+void Metrics::observe_state_fetch(uint64_t bytes) { fetch_bytes_.Observe(double(bytes)); }
 
 void Metrics::observe_request(const std::string& route, int status, double seconds) {
   requests_.Add({{"route", route}, {"status", std::to_string(status)}}).Increment();
@@ -111,25 +151,28 @@ void Metrics::set_queue(size_t requests, size_t tokens) {
 }
 
 void Metrics::update_state_metrics() const {
-  if (!state_source_) return;
-  StateStoreStats now;
+  const DecodedStateCacheStats cache = cache_source_ ? cache_source_() : DecodedStateCacheStats{};
+  std::optional<StateStoreStats> store;
   try {
-    now = state_source_();
+    if (state_source_) store = state_source_();
   } catch (const std::exception&) {
-    return;  // store unreachable: keep the last numbers
+    // store unreachable: keep the last numbers
   }
   std::lock_guard lock(state_mutex_);
-  states_stored_.Set(double(now.states));
-  state_bytes_.Set(double(now.bytes));
-  // The store counts from its start; the counters take the growth.
-  if (now.hits > state_last_.hits) state_hits_.Increment(double(now.hits - state_last_.hits));
-  if (now.misses > state_last_.misses)
-    state_misses_.Increment(double(now.misses - state_last_.misses));
-  if (now.evictions > state_last_.evictions)
-    state_evictions_.Increment(double(now.evictions - state_last_.evictions));
-  if (now.corrupted > state_last_.corrupted)
-    state_corrupted_.Increment(double(now.corrupted - state_last_.corrupted));
-  state_last_ = now;
+  cache_entries_.Set(double(cache.entries));
+  cache_bytes_.Set(double(cache.bytes));
+  advance(cache_hits_, cache.hits, cache_last_.hits);
+  advance(cache_misses_, cache.misses, cache_last_.misses);
+  advance(cache_evictions_, cache.evictions, cache_last_.evictions);
+  cache_last_ = cache;
+  if (!store) return;
+  states_stored_.Set(double(store->states));
+  state_bytes_.Set(double(store->bytes));
+  advance(state_hits_, store->hits, state_last_.hits);
+  advance(state_misses_, store->misses, state_last_.misses);
+  advance(state_evictions_, store->evictions, state_last_.evictions);
+  advance(state_corrupted_, store->corrupted, state_last_.corrupted);
+  state_last_ = *store;
 }
 
 std::string Metrics::serialize() const {

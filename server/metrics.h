@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 
+#include "engine/decoded_state_cache.h"
 #include "engine/state_store.h"
 
 namespace rwkv::server {
@@ -30,6 +31,13 @@ class Metrics {
   void set_state_source(std::function<StateStoreStats()> source) {
     state_source_ = std::move(source);
   }
+
+  // Where the decoded-state cache's numbers come from; read at every serialize().
+  void set_state_cache_source(std::function<DecodedStateCacheStats()> source) {
+    cache_source_ = std::move(source);
+  }
+  // The state bytes one request read from the store (its cache misses).
+  void observe_state_fetch(uint64_t bytes);
 
   // The text exposition format.
   std::string serialize() const;
@@ -53,8 +61,16 @@ class Metrics {
   prometheus::Counter& state_misses_;
   prometheus::Counter& state_evictions_;
   prometheus::Counter& state_corrupted_;
+  std::function<DecodedStateCacheStats()> cache_source_;
+  prometheus::Gauge& cache_entries_;
+  prometheus::Gauge& cache_bytes_;
+  prometheus::Counter& cache_hits_;
+  prometheus::Counter& cache_misses_;
+  prometheus::Counter& cache_evictions_;
+  prometheus::Histogram& fetch_bytes_;
   mutable std::mutex state_mutex_;
-  mutable StateStoreStats state_last_;  // counters already exported
+  mutable StateStoreStats state_last_;         // counters already exported
+  mutable DecodedStateCacheStats cache_last_;  // counters already exported
   void update_state_metrics() const;
 };
 

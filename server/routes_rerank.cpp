@@ -64,7 +64,19 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api,
   std::vector<SequenceJob> jobs;
   int64_t tokens = 0;
   std::vector<int32_t> query_tokens;  // offline: "Query: {query}" + EOS, billed per state document
+  // Every state of the request, fetched at once.
   std::map<std::string, std::shared_ptr<const SequenceState>> cached;
+  std::vector<std::string> state_ids, wheres;
+  for (size_t i = 0; i < r.documents.size(); ++i)
+    if (r.documents[i].kind == api::RerankDocument::Kind::kState &&
+        cached.emplace(r.documents[i].state_id, nullptr).second) {
+      state_ids.push_back(r.documents[i].state_id);
+      wheres.push_back("documents[" + std::to_string(i) + "]");
+    }
+  if (!state_ids.empty()) {
+    const auto states = load_cached_states(ctx, request_state_owner(ctx, req), state_ids, wheres);
+    for (size_t k = 0; k < state_ids.size(); ++k) cached[state_ids[k]] = states[k];
+  }
   for (size_t i = 0; i < r.documents.size(); ++i) {
     const api::RerankDocument& doc = r.documents[i];
     if (doc.kind == api::RerankDocument::Kind::kState) {
@@ -76,13 +88,9 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api,
                                                std::to_string(ctx.options.max_input_tokens),
                                            "query");
       }
-      auto& state = cached[doc.state_id];
-      if (!state)
-        state = load_cached_state(ctx, request_state_owner(ctx, req), doc.state_id,
-                                  "documents[" + std::to_string(i) + "]");
       SequenceJob job;
       job.tokens = query_tokens;
-      job.initial = state;
+      job.initial = cached.at(doc.state_id);
       job.wanted.heads = {false, false, false};
       job.wanted.rerank = true;
       tokens += int64_t(job.tokens.size());

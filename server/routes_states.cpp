@@ -3,6 +3,8 @@
 // template (no EOS) and stores it; PUT uploads a blob (docs/state-format.md);
 // GET reads metadata, content or the list; DELETE removes. States belong to
 // the API key that created them (state_access.h).
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 
 #include "api/request_id.h"
@@ -88,6 +90,7 @@ void create_states(ServerContext& ctx, const httplib::Request& req, httplib::Res
         "the model '" + model + "' does not exist; this server serves '" + ctx.model_name() + "'",
         "model", "model_not_found");
   const std::optional<int64_t> ttl = request.ttl_seconds;
+  const StateDtype dtype = request.dtype.value_or(ctx.state_dtype);
   // Every computed state is held in memory until the request ends: bound their total.
   const uint64_t state_bytes =
       state_blob_size(state_shape_of(ctx.engine->model()), StateDtype::kFloat32);
@@ -143,17 +146,16 @@ void create_states(ServerContext& ctx, const httplib::Request& req, httplib::Res
   // Storing may still fail (507, 503) after computing.
   respond_when_done(
       res, ctx, pending,
-      [&ctx, states = std::move(states), owner, expires, model_name,
-       total_tokens](std::vector<Engine::Result>& results) {
+      [&ctx, states = std::move(states), owner, expires, model_name, total_tokens,
+       dtype](std::vector<Engine::Result>& results) {
         const StateShape shape = state_shape_of(ctx.engine->model());
         const int64_t now = unix_now_ms();
         std::vector<std::string> stored;
         json data = json::array();
         try {
           for (size_t i = 0; i < states.size(); ++i) {
-            auto blob = std::make_shared<const std::string>(
-                encode_state(results[i].state, ctx.fingerprint, shape, ctx.state_dtype,
-                             states[i].tokens.size()));
+            auto blob = std::make_shared<const std::string>(encode_state(
+                results[i].state, ctx.fingerprint, shape, dtype, states[i].tokens.size()));
             StateMeta meta;
             meta.owner = owner;
             meta.id = states[i].id;
@@ -217,6 +219,7 @@ void upload_state(ServerContext& ctx, const httplib::Request& req, httplib::Resp
   meta.expires_ms = expiry_ms(ttl);
   auto blob = std::make_shared<const std::string>(req.body);
   ctx.states->put(meta, blob, true);
+  ctx.state_cache->erase(owner, id);  // frees it now; a stale entry is never used anyway
   meta.info = inspect_state_blob(*blob);
   send_json(res, existed ? 200 : 201, state_json(ctx, meta));
 }
@@ -254,16 +257,27 @@ void register_routes(httplib::Server& http, ServerContext& ctx) {
               send_json(res, 200, state_json(ctx, *meta));
             });
 
-  add_route(http, ctx, {"GET", "/v1/states/([^/]+)/content"},
-            [&ctx](const httplib::Request& req, httplib::Response& res) {
-              const std::string id = path_id(req);
-              const auto stored = ctx.states->get(request_state_owner(ctx, req), id);
-              if (!stored) throw api::ApiError::not_found("no state with id '" + id + "'", "id");
-              res.status = 200;
-              res.set_header("Content-Disposition",
-                             "attachment; filename=\"" + id + ".rwkvstate\"");
-              res.set_content(*stored->blob, "application/octet-stream");
-            });
+  add_route(
+      http, ctx, {"GET", "/v1/states/([^/]+)/content"},
+      [&ctx](const httplib::Request& req, httplib::Response& res) {
+        const std::string id = path_id(req);
+        std::optional<StateDtype> dtype;
+        if (req.has_param("dtype"))
+          dtype = api::parse_state_dtype_param(req.get_param_value("dtype"), "dtype");
+        const auto stored = ctx.states->get(request_state_owner(ctx, req), id);
+        if (!stored) throw api::ApiError::not_found("no state with id '" + id + "'", "id");
+        res.status = 200;
+        res.set_header("Content-Disposition", "attachment; filename=\"" + id + ".rwkvstate\"");
+        if (!dtype || *dtype == stored->meta.info.dtype) {
+          res.set_content(*stored->blob, "application/octet-stream");
+          return;
+        }
+        try {
+          res.set_content(convert_state_blob(*stored->blob, *dtype), "application/octet-stream");
+        } catch (const StateBlobError& e) {  // a damaged file
+          throw api::ApiError::unprocessable("state '" + id + "' cannot be converted: " + e.what());
+        }
+      });
 
   add_route(
       http, ctx, {"PUT", "/v1/states/([^/]+)"},
@@ -272,7 +286,9 @@ void register_routes(httplib::Server& http, ServerContext& ctx) {
   add_route(http, ctx, {"DELETE", "/v1/states/([^/]+)"},
             [&ctx](const httplib::Request& req, httplib::Response& res) {
               const std::string id = path_id(req);
-              if (!ctx.states->erase(request_state_owner(ctx, req), id))
+              const std::string owner = request_state_owner(ctx, req);
+              ctx.state_cache->erase(owner, id);
+              if (!ctx.states->erase(owner, id))
                 throw api::ApiError::not_found("no state with id '" + id + "'", "id");
               send_json(res, 200, {{"object", "state.deleted"}, {"id", id}, {"deleted", true}});
             });
@@ -284,28 +300,58 @@ std::string request_state_owner(const ServerContext& ctx, const httplib::Request
   return state_owner(ctx.options.api_keys, req.get_header_value("Authorization"));
 }
 
-std::shared_ptr<const SequenceState> load_cached_state(ServerContext& ctx, const std::string& owner,
-                                                       const std::string& id,
-                                                       const std::string& where) {
-  if (!valid_state_id(id)) throw api::invalid_state_id(id, "documents");
-  const auto stored = ctx.states->get(owner, id);
-  if (!stored)
-    throw api::ApiError::not_found(where + ": unknown state_id '" + id + "'", "documents");
-  try {
-    return std::make_shared<const SequenceState>(
-        decode_state(*stored->blob, ctx.fingerprint, state_shape_of(ctx.engine->model())));
-  } catch (const StateBlobError& e) {
-    const std::string message = where + ": state '" + id + "' cannot be used: " + e.what();
-    if (e.kind() == StateBlobError::Kind::kModel)
-      throw api::ApiError(409, message, "documents", "state_model_mismatch");
-    throw api::ApiError::unprocessable(message, "documents");
+std::vector<std::shared_ptr<const SequenceState>> load_cached_states(
+    ServerContext& ctx, const std::string& owner, const std::vector<std::string>& ids,
+    const std::vector<std::string>& wheres) {
+  for (const std::string& id : ids)
+    if (!valid_state_id(id)) throw api::invalid_state_id(id, "documents");
+  const auto unknown = [&](size_t i) {
+    return api::ApiError::not_found(wheres[i] + ": unknown state_id '" + ids[i] + "'", "documents");
+  };
+  // One metadata read tells the cache's entries from overwritten states.
+  const std::vector<std::optional<StateMeta>> metas = ctx.states->stat_many(owner, ids);
+  std::vector<std::shared_ptr<const SequenceState>> out(ids.size());
+  std::vector<size_t> missing;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (metas[i])
+      out[i] = ctx.state_cache->find(owner, ids[i], metas[i]->write_id);
+    else
+      ctx.state_cache->erase(owner, ids[i]);  // deleted or expired: free its entry
+    if (!out[i]) missing.push_back(i);        // fetched: a missing one counts as the store's miss
   }
+  if (missing.empty()) return out;
+  std::vector<std::string> fetch;
+  for (size_t i : missing) fetch.push_back(ids[i]);
+  const std::vector<std::optional<StoredState>> stored = ctx.states->get_many(owner, fetch);
+  uint64_t bytes = 0;
+  for (size_t k = 0; k < missing.size(); ++k) {
+    const size_t i = missing[k];
+    if (!stored[k]) throw unknown(i);
+    bytes += stored[k]->blob->size();
+    try {
+      out[i] = std::make_shared<const SequenceState>(
+          decode_state(*stored[k]->blob, ctx.fingerprint, state_shape_of(ctx.engine->model())));
+    } catch (const StateBlobError& e) {
+      const std::string message =
+          wheres[i] + ": state '" + ids[i] + "' cannot be used: " + e.what();
+      if (e.kind() == StateBlobError::Kind::kModel)
+        throw api::ApiError(409, message, "documents", "state_model_mismatch");
+      throw api::ApiError::unprocessable(message, "documents");
+    }
+    ctx.state_cache->insert(owner, ids[i], stored[k]->meta.write_id, out[i]);
+  }
+  ctx.metrics.observe_state_fetch(bytes);
+  spdlog::info("rerank: {} of {} states fetched from the {} store, {} bytes", missing.size(),
+               ids.size(), ctx.states->kind(), bytes);
+  return out;
 }
 
 void register_state_routes(httplib::Server& http, ServerContext& ctx) {
   register_routes(http, ctx);
   ctx.metrics.set_state_source(
       [&ctx] { return ctx.states ? ctx.states->stats() : StateStoreStats{}; });
+  ctx.metrics.set_state_cache_source(
+      [&ctx] { return ctx.state_cache ? ctx.state_cache->stats() : DecodedStateCacheStats{}; });
 }
 
 }  // namespace rwkv::server

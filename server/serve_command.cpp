@@ -157,9 +157,15 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
                      "Prefix of the Redis keys of states")
           ->capture_default_str());
   env(cmd.add_option("--state-dtype", o.state_dtype,
-                     "How new states are stored; float16 and bfloat16 take half the bytes")
+                     "How new states are stored; float16 and bfloat16 take half the bytes, int8 "
+                     "(a scale per row) about a quarter")
           ->capture_default_str()
-          ->check(CLI::IsMember({"float32", "float16", "bfloat16"})));
+          ->check(CLI::IsMember({"float32", "float16", "bfloat16", "int8"})));
+  env(cmd.add_option("--state-cache-bytes", o.state_cache_bytes,
+                     "Budget of decoded states kept in memory in front of the state store, reused "
+                     "by later reranks (least recently used dropped; 0: no cache). Default: 1/16 "
+                     "of the machine's memory")
+          ->capture_default_str());
 }
 
 // Sets, from the TOML file, every option that neither a flag nor an
@@ -339,6 +345,7 @@ int serve(ServerContext& ctx) {
   load_model(ctx);
   ctx.state_dtype = parse_state_dtype(ctx.options.state_dtype).value_or(StateDtype::kFloat32);
   ctx.states = make_state_store(ctx.options.states);
+  ctx.state_cache = std::make_unique<DecodedStateCache>(ctx.options.state_cache_bytes);
   ctx.scheduler = std::make_unique<Scheduler>(
       *ctx.engine, ctx.options.scheduler,
       [&ctx](const StepStats& s) { ctx.metrics.observe_step(s.sequences, s.tokens, s.seconds); });

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/decoded_state_cache.h"
 #include "engine/engine.h"
 #include "engine/scheduler.h"
 #include "engine/state_blob.h"
@@ -15,6 +16,10 @@
 #include "server/route_table.h"
 
 namespace rwkv::server {
+
+// 1/16 of the memory this process may use: the machine's, or its cgroup's
+// limit (a container's) when lower.
+uint64_t default_state_cache_bytes();
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
@@ -45,9 +50,11 @@ struct ServerOptions {
   int read_timeout_seconds = 10;
   double heartbeat_seconds = 0;  // computing longer: 200 at once, then spaces; 0: never
   std::vector<std::string> api_keys;
-  std::string log_format = "text";      // text | json
-  StateStoreOptions states;             // /v1/states backend
-  std::string state_dtype = "float32";  // how new states are stored: float32 | float16 | bfloat16
+  std::string log_format = "text";  // text | json
+  StateStoreOptions states;         // /v1/states backend
+  // How new states are stored: float32 | float16 | bfloat16 | int8.
+  std::string state_dtype = "float32";
+  uint64_t state_cache_bytes = default_state_cache_bytes();  // decoded states; 0: no cache
 };
 
 struct ServerContext {
@@ -55,8 +62,9 @@ struct ServerContext {
   std::unique_ptr<Engine> engine;
   std::unique_ptr<Scheduler> scheduler;
   Metrics metrics;
-  std::unique_ptr<StateStore> states;  // cached document states (/v1/states)
-  ModelFingerprint fingerprint;        // of the embedding model, in every state blob
+  std::unique_ptr<StateStore> states;              // cached document states (/v1/states)
+  std::unique_ptr<DecodedStateCache> state_cache;  // decoded states in front of `states`
+  ModelFingerprint fingerprint;                    // of the embedding model, in every state blob
   StateDtype state_dtype = StateDtype::kFloat32;
   bool demo_model = false;
   std::atomic<bool> ready{false};     // /health says 200

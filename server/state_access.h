@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/engine.h"
 #include "server/server_context.h"
@@ -15,13 +16,17 @@ namespace rwkv::server {
 // The owner of the states this request may create and use (auth.h state_owner).
 std::string request_state_owner(const ServerContext& ctx, const httplib::Request& req);
 
-// The owner's state `id`, decoded to float32 for the served model. ApiError:
-// 400 for an invalid id, 404 when it does not exist for this owner (another
-// owner's state looks exactly the same), 409 when another model computed it,
-// 422 when its shape is not the model's or its values are unusable.
-// `where` names the request field in messages (e.g. "documents[3]").
-std::shared_ptr<const SequenceState> load_cached_state(ServerContext& ctx, const std::string& owner,
-                                                       const std::string& id,
-                                                       const std::string& where);
+// The owner's states `ids` (distinct), decoded to float32 for the served
+// model, in order: from ctx.state_cache when it holds the stored record (one
+// metadata read for all, stat_many), the others fetched together (get_many);
+// the bytes fetched are logged and counted (rwkv_emb_state_fetch_bytes).
+// ApiError: 400 for an invalid id, 404 when one does not exist for this owner
+// (another owner's state looks exactly the same), 409 when another model
+// computed it, 422 when its shape is not the model's or its values are
+// unusable. `wheres[i]` names the request field of ids[i] in messages
+// (e.g. "documents[3]").
+std::vector<std::shared_ptr<const SequenceState>> load_cached_states(
+    ServerContext& ctx, const std::string& owner, const std::vector<std::string>& ids,
+    const std::vector<std::string>& wheres);
 
 }  // namespace rwkv::server

@@ -6,6 +6,7 @@ Every seed is made here, by hand-written bytes or by the formats' own rules
 """
 import io
 import json
+import math
 import pathlib
 import shutil
 import struct
@@ -80,16 +81,34 @@ def tokenizer_seeds():
 
 # ---- state blobs (docs/state-format.md) ----
 
+def int8_payload(values, shift_count, channels):
+    """Per row (a shift vector of `channels`, a WKV row of 64): the float32 absmax, then
+    round-half-away(v * 127 / absmax) as int8 (values exact in float32, absmax >= 2^-119)."""
+    rows = [values[i:i + channels] for i in range(0, shift_count, channels)]
+    rows += [values[i:i + 64] for i in range(shift_count, len(values), 64)]
+    scales, q = b"", b""
+    for row in rows:
+        absmax = max(abs(v) for v in row)
+        scales += struct.pack("<f", absmax)
+        q += struct.pack(f"<{len(row)}b", *(
+            int(math.copysign(math.floor(abs(v) * 127 / absmax + 0.5), v)) if absmax else 0
+            for v in row))
+    return scales + q
+
+
 def state_blob(layers, heads, channels, dtype, tokens, fill):
-    """dtype code 0 float32, 1 float16, 2 bfloat16; values from fill(i)."""
+    """dtype code 0 float32, 1 float16, 2 bfloat16, 3 int8; values from fill(i)."""
     count = layers * 2 * channels + layers * heads * 64 * 64
     if dtype == 0:
         payload = struct.pack(f"<{count}f", *(fill(i) for i in range(count)))
     elif dtype == 1:
         payload = struct.pack(f"<{count}e", *(fill(i) for i in range(count)))
-    else:  # bfloat16: the high half of the float32
+    elif dtype == 2:  # bfloat16: the high half of the float32
         payload = b"".join(struct.pack("<f", fill(i))[2:] for i in range(count))
-    header = b"RWKVSTAT" + struct.pack("<HHI", 1, 64, dtype) + bytes(range(16))
+    else:
+        payload = int8_payload([fill(i) for i in range(count)], layers * 2 * channels, channels)
+    version = 2 if dtype == 3 else 1  # int8 came with version 2
+    header = b"RWKVSTAT" + struct.pack("<HHI", version, 64, dtype) + bytes(range(16))
     header += struct.pack("<IIIIQQ", layers, heads, channels, 64, tokens, len(payload))
     body = header + payload
     return body + struct.pack("<I", zlib.crc32(body))
@@ -99,6 +118,7 @@ def state_blob_seeds():
     write("state_blob", "f16-L1H1C1.state", state_blob(1, 1, 1, 1, 7, lambda i: (i % 13 - 6) / 8))
     write("state_blob", "bf16-L1H1C2.state", state_blob(1, 1, 2, 2, 0, lambda i: (i % 5) * 0.5))
     write("state_blob", "f32-L1H1C1.state", state_blob(1, 1, 1, 0, 3, lambda i: i / 4096))
+    write("state_blob", "int8-L1H1C2.state", state_blob(1, 1, 2, 3, 4, lambda i: (i % 9 - 4) / 16))
     write("state_blob", "header-only.state", state_blob(1, 1, 1, 1, 0, lambda i: 0.0)[:68])
 
 

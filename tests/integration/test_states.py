@@ -39,17 +39,24 @@ def sigmoid(x):
 def parse_blob(blob):
     magic, version, header_bytes, dtype, fp, layers, heads, channels, head_size, tokens, payload = \
         HEADER.unpack_from(blob, 0)
-    assert (magic, version, header_bytes, head_size) == (b"RWKVSTAT", 1, 64, 64)
+    assert (magic, version, header_bytes, head_size) == (b"RWKVSTAT", 2 if dtype == 3 else 1, 64, 64)
     assert len(blob) == 64 + payload + 4
     assert struct.unpack_from("<I", blob, 64 + payload)[0] == zlib.crc32(blob[:64 + payload])
     raw = blob[64:64 + payload]
+    n_shift = layers * 2 * channels
     if dtype == 0:
         values = np.frombuffer(raw, dtype="<f4")
     elif dtype == 1:
         values = np.frombuffer(raw, dtype="<f2").astype(np.float32)
-    else:
+    elif dtype == 2:
         values = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
-    n_shift = layers * 2 * channels
+    else:  # int8: a float32 absmax per row (shift rows of C, WKV rows of 64), then the bytes
+        rows = layers * 2 + layers * heads * 64
+        scales = np.frombuffer(raw[:rows * 4], dtype="<f4").astype(np.float64)
+        q = np.frombuffer(raw[rows * 4:], dtype="i1").astype(np.float64)
+        shift = q[:n_shift].reshape(-1, channels) * scales[:layers * 2, None] / 127
+        wkv = q[n_shift:].reshape(-1, 64) * scales[layers * 2:, None] / 127
+        values = np.concatenate([shift.ravel(), wkv.ravel()]).astype(np.float32)
     return {"dtype": dtype, "fingerprint": fp.hex(), "layers": layers, "heads": heads, "channels": channels,
             "tokens": tokens, "shift": values[:n_shift].reshape(layers, 2, channels),
             "wkv": values[n_shift:].reshape(layers, heads, 64, 64)}
@@ -108,8 +115,9 @@ def rerank(srv, query, documents, path="/v1/rerank", headers=None, **extra):
                          headers=headers, timeout=60)
 
 
-def content(srv, state_id, headers=None):
-    return requests.get(f"{srv.url}/v1/states/{state_id}/content", headers=headers, timeout=60)
+def content(srv, state_id, headers=None, params=None):
+    return requests.get(f"{srv.url}/v1/states/{state_id}/content", headers=headers, params=params,
+                        timeout=60)
 
 
 def put(srv, state_id, blob, headers=None, params=None):
@@ -220,6 +228,43 @@ def test_half_precision_storage_halves_the_bytes(make_server, tmp_path, offline)
     assert put(srv, "exact", blob).status_code == 201
     got = scores_by_index(rerank(srv, offline["query"], [{"state_id": "exact"}]))
     assert abs(got[0] - sigmoid(offline["scores"]["rr_idx"]["logits"][0])) <= TOL
+
+
+def test_int8_storage_round_trips_converts_and_scores_close(make_server, tmp_path, offline):
+    srv = make_server(*fixture_args(tmp_path / "states"))
+    ids, body = create_offline_states(srv, offline)  # float32, the default
+    r = create(srv, [{"text": t, "id": f"q{i}"} for i, t in enumerate(offline["documents"])], dtype="int8")
+    assert r.status_code == 200, r.text
+    # L=3 H=2 C=128: 390 rows of a float32 scale, 25,344 values of a byte.
+    assert all(d["bytes"] == 64 + 390 * 4 + 25344 + 4 for d in r.json()["data"])
+    assert srv.get("/v1/states/q0").json()["dtype"] == "int8"
+    int8_blob = content(srv, "q0").content
+    exact = parse_blob(content(srv, ids[0]).content)
+    got = parse_blob(int8_blob)
+    for name, row in (("shift", 128), ("wkv", 64)):
+        want, have = exact[name].reshape(-1, row), got[name].reshape(-1, row)
+        absmax = np.abs(want).max(axis=1, keepdims=True)
+        assert np.all(np.abs(have - want) <= absmax / 254 * (1 + 1e-6)), name
+    # Re-uploaded as downloaded: the same bytes come back.
+    assert put(srv, "copy", int8_blob).status_code == 201
+    assert content(srv, "copy").content == int8_blob
+    # Converted on download: float32 holds the int8 values exactly, and back to int8 is the same blob.
+    as_f32 = content(srv, "q0", params={"dtype": "float32"})
+    assert as_f32.status_code == 200
+    f32 = parse_blob(as_f32.content)
+    assert f32["dtype"] == 0 and np.array_equal(f32["wkv"], got["wkv"]) and np.array_equal(f32["shift"], got["shift"])
+    assert put(srv, "widened", as_f32.content).status_code == 201
+    assert content(srv, "widened", params={"dtype": "int8"}).content == int8_blob
+    assert parse_blob(content(srv, ids[0], params={"dtype": "int8"}).content)["dtype"] == 3
+    scores = scores_by_index(rerank(srv, offline["query"], [{"state_id": f"q{i}"} for i in range(len(ids))]))
+    for i, logit in enumerate(offline["scores"]["rr_idx"]["logits"]):
+        assert abs(scores[i] - sigmoid(logit)) <= 1e-2
+    for bad in (content(srv, "q0", params={"dtype": "int4"}), create(srv, ["x"], dtype="int4")):
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "dtype", bad.text
+    # The server-wide default.
+    srv8 = make_server(*fixture_args(tmp_path / "states8", "--state-dtype", "int8"))
+    _, body8 = create_offline_states(srv8, offline)
+    assert all(d["bytes"] == len(int8_blob) for d in body8["data"])
 
 
 # ---- Disk store: restarts ----
@@ -391,6 +436,8 @@ def test_every_malformed_blob_is_refused_and_never_stored(server, offline):
     struct.pack_into("<f", nan, 64 + 12, float("nan"))
     flipped = bytearray(good)
     flipped[len(good) // 2] ^= 1
+    int8 = content(server, ids[0], params={"dtype": "int8"}).content
+    int8_values = 64 + 390 * 4  # after the 390 row scales (docs/state-format.md)
     cases = {
         "empty": (b"", 400),
         "not a blob": (b'{"json": true}', 400),
@@ -401,7 +448,7 @@ def test_every_malformed_blob_is_refused_and_never_stored(server, offline):
         "twice": (good + good, 400),
         "bad magic": (reseal(b"RWKVSTAX" + good[8:]), 400),
         "corrupted byte": (bytes(flipped), 400),
-        "future version": (edit(good, 8, "<H", 2), 400),
+        "future version": (edit(good, 8, "<H", 3), 400),
         "unknown dtype": (edit(good, 12, "<I", 9), 400),
         "dtype disagrees with size": (edit(good, 12, "<I", 1), 400),
         "head size": (edit(good, 44, "<I", 32), 400),
@@ -409,6 +456,11 @@ def test_every_malformed_blob_is_refused_and_never_stored(server, offline):
         "layers disagree with size": (edit(good, 32, "<I", 4), 400),
         "zero layers": (edit(good, 32, "<I", 0), 400),
         "NaN": (reseal(bytes(nan)), 400),
+        "int8 in version 1": (edit(int8, 8, "<H", 1), 400),
+        "int8 negative scale": (edit(int8, 64 + 4 * 10, "<f", -1.0), 400),
+        "int8 NaN scale": (edit(int8, 64, "<f", float("nan")), 400),
+        "int8 -128": (edit(int8, int8_values + 5, "<b", -128), 400),
+        "int8 zero scale with values": (edit(int8, 64, "<f", 0.0), 400),
         # Well-formed blobs that this model cannot use.
         "other shape": (make_blob(parse_blob(good)["fingerprint"], np.zeros((4, 2, 128)), np.zeros((4, 2, 64, 64))), 422),
         "other model": (edit(good, 16, "16s", b"\x01" * 16), 409),
@@ -545,6 +597,48 @@ def test_redis_store_is_shared_by_two_servers(make_server, tmp_path, redis, offl
     assert a.get(f"/v1/states/{ids[1]}").status_code == 404
     assert metric(a, "rwkv_emb_states_stored") == len(ids)  # 4 - 1 deleted + 1 uploaded
     assert not (tmp_path / "unused").exists()
+
+
+def test_decoded_states_are_cached_and_never_stale_across_replicas(make_server, tmp_path, redis, offline):
+    a = make_server(*redis_args(tmp_path, redis))
+    b = make_server(*redis_args(tmp_path, redis))
+    ids, _ = create_offline_states(a, offline)
+    docs = [{"state_id": i} for i in ids]
+    first = scores_by_index(rerank(a, offline["query"], docs))
+    assert metric(a, "rwkv_emb_state_cache_misses_total") == len(ids)
+    assert metric(a, "rwkv_emb_state_cache_entries") == len(ids)
+    assert metric(a, "rwkv_emb_state_cache_bytes") == len(ids) * (3 * 2 * 128 + 3 * 2 * 64 * 64) * 4
+    # One fetch of every state, and its bytes.
+    assert metric(a, "rwkv_emb_state_fetch_bytes_count") == 1
+    assert metric(a, "rwkv_emb_state_fetch_bytes_sum") == len(ids) * 101444
+    assert f"rerank: {len(ids)} of {len(ids)} states fetched from the redis store, {len(ids) * 101444} bytes" \
+        in a.output()
+    store_reads = metric(a, "rwkv_emb_state_hits_total")
+    # Again: every state from the cache, no blob read from Redis.
+    assert scores_by_index(rerank(a, offline["query"], docs)) == first
+    assert metric(a, "rwkv_emb_state_cache_hits_total") == len(ids)
+    assert metric(a, "rwkv_emb_state_hits_total") == store_reads
+    assert metric(a, "rwkv_emb_state_fetch_bytes_count") == 1
+    # Another replica overwrites a state with another's bytes: this one scores the new state.
+    assert put(b, ids[0], content(b, ids[1]).content).status_code == 200
+    assert scores_by_index(rerank(a, offline["query"], [{"state_id": ids[0]}]))[0] == first[1]
+    assert metric(a, "rwkv_emb_state_cache_misses_total") == len(ids) + 1
+    # ... or deletes one: 404 here, never the cached copy.
+    assert requests.delete(f"{b.url}/v1/states/{ids[1]}", timeout=10).status_code == 200
+    assert rerank(a, offline["query"], [{"state_id": ids[1]}]).status_code == 404
+    assert metric(a, "rwkv_emb_state_cache_entries") == len(ids) - 1
+    # Overwritten and deleted here.
+    assert put(a, ids[2], content(a, ids[3]).content).status_code == 200
+    assert scores_by_index(rerank(a, offline["query"], [{"state_id": ids[2]}]))[0] == first[3]
+    assert requests.delete(f"{a.url}/v1/states/{ids[3]}", timeout=10).status_code == 200
+    assert rerank(a, offline["query"], [{"state_id": ids[3]}]).status_code == 404
+    # --state-cache-bytes 0: every rerank reads the store.
+    c = make_server(*redis_args(tmp_path, redis, "--state-cache-bytes", "0"))
+    for _ in range(2):
+        assert scores_by_index(rerank(c, offline["query"], [{"state_id": ids[0]}]))[0] == first[1]
+    assert metric(c, "rwkv_emb_state_cache_hits_total") == 0
+    assert metric(c, "rwkv_emb_state_hits_total") == 2
+    assert metric(c, "rwkv_emb_state_cache_entries") == 0
 
 
 def test_redis_isolation_and_ttl(make_server, tmp_path, redis, offline):
