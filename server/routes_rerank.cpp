@@ -74,20 +74,19 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api,
       wheres.push_back("documents[" + std::to_string(i) + "]");
     }
   if (!state_ids.empty()) {
+    // The query's own limit first: a request refused for it reads no state.
+    query_tokens = Tokenizer::world().encode(rerank_query_text(r.query));
+    if (query_tokens.size() > size_t(ctx.options.max_input_tokens))
+      throw api::ApiError::bad_request("the query has " + std::to_string(query_tokens.size()) +
+                                           " tokens, more than the limit of " +
+                                           std::to_string(ctx.options.max_input_tokens),
+                                       "query");
     const auto states = load_cached_states(ctx, request_state_owner(ctx, req), state_ids, wheres);
     for (size_t k = 0; k < state_ids.size(); ++k) cached[state_ids[k]] = states[k];
   }
   for (size_t i = 0; i < r.documents.size(); ++i) {
     const api::RerankDocument& doc = r.documents[i];
     if (doc.kind == api::RerankDocument::Kind::kState) {
-      if (query_tokens.empty()) {
-        query_tokens = Tokenizer::world().encode(rerank_query_text(r.query));
-        if (query_tokens.size() > size_t(ctx.options.max_input_tokens))
-          throw api::ApiError::bad_request("the query has " + std::to_string(query_tokens.size()) +
-                                               " tokens, more than the limit of " +
-                                               std::to_string(ctx.options.max_input_tokens),
-                                           "query");
-      }
       SequenceJob job;
       job.tokens = query_tokens;
       job.initial = cached.at(doc.state_id);

@@ -49,8 +49,7 @@ int64_t expiry_ms(std::optional<int64_t> ttl_seconds) {
 std::optional<int64_t> int_param(const httplib::Request& req, const std::string& name, int64_t min,
                                  int64_t max) {
   if (!req.has_param(name.c_str())) return std::nullopt;
-  const std::string v = req.get_param_value(name.c_str());
-  if (v.empty()) return std::nullopt;
+  const std::string v = req.get_param_value(name.c_str());  // "" is no integer: 400
   size_t used = 0;
   int64_t n = 0;
   try {

@@ -419,6 +419,7 @@ def test_list_is_paginated_and_delete_removes(server):
     assert seen == [f"p{i}" for i in range(5)] and pages == 3
     assert server.get("/v1/states", params={"limit": 0}).status_code == 400
     assert server.get("/v1/states", params={"limit": "x"}).status_code == 400
+    assert server.get("/v1/states", params={"limit": ""}).status_code == 400  # no integer (schemathesis)
     r = requests.delete(server.url + "/v1/states/p3", timeout=10)
     assert r.status_code == 200 and r.json()["deleted"] is True
     assert requests.delete(server.url + "/v1/states/p3", timeout=10).status_code == 404
