@@ -13,7 +13,7 @@ K8S_VERSION=1.30  # the oldest Kubernetes the manifests are checked against
 step() { echo "lint-deploy: $*"; }
 
 step shellcheck
-shellcheck .ci/run scripts/{setup,fetch-vocab,build,run,test,lint-deploy}.sh docker/*.sh
+shellcheck .ci/run scripts/{setup,fetch-vocab,fetch-swagger-ui,build,run,test,lint-deploy}.sh docker/*.sh
 
 step hadolint
 hadolint docker/Dockerfile

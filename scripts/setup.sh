@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the build and the tests need on a fresh Debian 12 machine,
-# then fetches the World tokenizer vocabulary from the `rwkv` PyPI package.
+# then fetches the World tokenizer vocabulary from the `rwkv` PyPI package and
+# Swagger UI (the /docs page) from the `swagger-ui-py` one.
 #   scripts/setup.sh               build and test dependencies
 #   scripts/setup.sh --build-only  what building the server needs (run.sh, the Docker images;
 #                                  no pip install, so no PEP 668 trouble with a system Python)
@@ -20,9 +21,10 @@ APT_PACKAGES=(
 )
 # The tests: a real Redis, formatting, the deployment lint (scripts/lint-deploy.sh),
 # clang with its sanitizer and libFuzzer runtimes, OpenMP and symbolizer (sanitize.sh, fuzz.sh),
-# and unshare, nsenter and mount for the full and read-only state volume tests (test_faults.py).
+# unshare, nsenter and mount for the full and read-only state volume tests (test_faults.py),
+# and a headless browser for the /docs page (test_docs_page.py).
 TEST_APT_PACKAGES=(redis-server python3-venv clang-format shellcheck docker-compose
-                   clang libclang-rt-14-dev libomp-dev llvm util-linux mount)
+                   clang libclang-rt-14-dev libomp-dev llvm util-linux mount chromium)
 ((BUILD_ONLY)) || APT_PACKAGES+=("${TEST_APT_PACKAGES[@]}")
 
 missing=()
@@ -45,3 +47,4 @@ if ((!BUILD_ONLY)); then
 fi
 
 scripts/fetch-vocab.sh
+scripts/fetch-swagger-ui.sh

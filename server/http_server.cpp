@@ -64,6 +64,7 @@ HttpServer::HttpServer(ServerContext& ctx) : ctx_(ctx), http_(ctx.options.http_t
     }
   });
   register_info_routes(http_, ctx);
+  register_docs_routes(http_, ctx);
   register_embedding_routes(http_, ctx);
   register_rerank_routes(http_, ctx);
   register_state_routes(http_, ctx);

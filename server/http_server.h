@@ -25,6 +25,7 @@ class HttpServer {
 
 // Route groups, one file each.
 void register_info_routes(httplib::Server& http, ServerContext& ctx);
+void register_docs_routes(httplib::Server& http, ServerContext& ctx);
 void register_embedding_routes(httplib::Server& http, ServerContext& ctx);
 void register_rerank_routes(httplib::Server& http, ServerContext& ctx);
 void register_state_routes(httplib::Server& http, ServerContext& ctx);

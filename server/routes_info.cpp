@@ -1,11 +1,10 @@
-// Service routes: health, models, version, metrics, tokenizer, OpenAPI.
+// Service routes: health, models, version, metrics, tokenizer.
 #include <ctime>
 
 #include "api/tokenize_request.h"
 #include "engine/tokenizer.h"
 #include "server/http_server.h"
 #include "server/http_util.h"
-#include "server/openapi.h"
 
 namespace rwkv::server {
 namespace {
@@ -68,12 +67,6 @@ void register_info_routes(httplib::Server& http, ServerContext& ctx) {
                                     ctx.scheduler->queued_tokens());
               res.status = 200;
               res.set_content(ctx.metrics.serialize(), "text/plain; version=0.0.4");
-            });
-
-  add_route(http, ctx, {"GET", "/openapi.json", ErrorStyle::kOpenAI, false},
-            [](const httplib::Request&, httplib::Response& res) {
-              res.status = 200;
-              res.set_content(std::string(openapi_json()), "application/json");
             });
 
   add_route(http, ctx, {"POST", "/tokenize"},

@@ -27,8 +27,10 @@ from conftest import FIXTURES, ROOT, Server
 
 # Every route the server registers (server/routes_*.cpp). A new route must be
 # added both here and to api/openapi.yaml.
-SERVER_ROUTES = {
-    ("get", "/health"), ("get", "/version"), ("get", "/metrics"), ("get", "/openapi.json"),
+DOCS_ROUTES = {("get", "/"), ("get", "/openapi.json"), ("get", "/docs"),
+               ("get", "/docs/swagger-ui-bundle.js"), ("get", "/docs/swagger-ui.css")}
+SERVER_ROUTES = DOCS_ROUTES | {
+    ("get", "/health"), ("get", "/version"), ("get", "/metrics"),
     ("get", "/v1/models"), ("get", "/models"),
     ("post", "/tokenize"), ("post", "/detokenize"),
     ("post", "/v1/embeddings"), ("post", "/embeddings"),
@@ -39,7 +41,7 @@ SERVER_ROUTES = {
     ("get", "/v1/states/{id}/content"),
 }
 STATE_ROUTES = {route for route in SERVER_ROUTES if route[1].startswith("/v1/states")}
-OPEN_ROUTES = {("get", "/health"), ("get", "/version"), ("get", "/metrics"), ("get", "/openapi.json")}
+OPEN_ROUTES = DOCS_ROUTES | {("get", "/health"), ("get", "/version"), ("get", "/metrics")}
 OPENAI_ROUTES = {("get", "/v1/models"), ("get", "/models"), ("post", "/tokenize"), ("post", "/detokenize"),
                  ("post", "/v1/embeddings"), ("post", "/embeddings")} | STATE_ROUTES
 COHERE_ROUTES = {("post", "/v1/embed"), ("post", "/v2/embed"),
@@ -235,6 +237,10 @@ def ok_requests(expected):
         ("get", "/version", None),
         ("get", "/metrics", None),
         ("get", "/openapi.json", None),
+        ("get", "/", None),
+        ("get", "/docs", None),
+        ("get", "/docs/swagger-ui-bundle.js", None),
+        ("get", "/docs/swagger-ui.css", None),
         ("get", "/v1/models", None),
         ("get", "/models", None),
         ("post", "/tokenize", {"input": "Hello world"}),
