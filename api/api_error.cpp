@@ -18,7 +18,6 @@ ApiError ApiError::bad_request(const std::string& message, std::optional<std::st
   return ApiError(400, message, std::move(param));
 }
 ApiError ApiError::unauthorized(const std::string& message) { return ApiError(401, message); }
-ApiError ApiError::forbidden(const std::string& message) { return ApiError(403, message); }
 ApiError ApiError::not_found(const std::string& message, std::optional<std::string> param) {
   return ApiError(404, message, std::move(param));
 }

@@ -23,7 +23,6 @@ struct ApiError : std::runtime_error {
   static ApiError bad_request(const std::string& message,
                               std::optional<std::string> param = std::nullopt);  // 400
   static ApiError unauthorized(const std::string& message);                      // 401
-  static ApiError forbidden(const std::string& message);                         // 403
   static ApiError not_found(const std::string& message,
                             std::optional<std::string> param = std::nullopt);  // 404
   static ApiError payload_too_large(const std::string& message,

@@ -106,18 +106,6 @@ std::string floats_to_base64(std::span<const float> values) {
   return base64_encode(bytes);
 }
 
-std::optional<std::vector<float>> base64_to_floats(std::string_view text) {
-  const auto bytes = base64_decode(text);
-  if (!bytes || bytes->size() % 4 != 0) return std::nullopt;
-  std::vector<float> out(bytes->size() / 4);
-  for (size_t i = 0; i < out.size(); ++i) {
-    uint32_t bits = 0;
-    for (int k = 3; k >= 0; --k) bits = bits << 8 | static_cast<uint8_t>((*bytes)[i * 4 + k]);
-    out[i] = std::bit_cast<float>(bits);
-  }
-  return out;
-}
-
 // ---- JSON floats ----
 
 double json_number(float value) {

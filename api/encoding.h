@@ -22,8 +22,6 @@ std::optional<std::string> base64_decode(std::string_view text);
 // The vector as little-endian float32 bytes, base64-encoded: what
 // `np.frombuffer(base64.b64decode(s), "<f4")` reads back (OpenAI SDKs).
 std::string floats_to_base64(std::span<const float> values);
-// The inverse; nullopt when `text` is not base64 of a multiple of 4 bytes.
-std::optional<std::vector<float>> base64_to_floats(std::string_view text);
 
 // ---- JSON floats ----
 

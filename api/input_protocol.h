@@ -1,5 +1,5 @@
-// The request vocabulary of the text-embedding input protocol (MODEL.md "Input
-// protocol of text embeddings"): input types, EOS protocols, and the request
+// The request vocabulary of the text-embedding input protocol (docs/model.md
+// "Input protocol"): input types, EOS protocols, and the request
 // fields that choose them. What they do to a text is server/inputs.h.
 #pragma once
 

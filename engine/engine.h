@@ -23,7 +23,7 @@ struct EngineOptions {
   int chunk_tokens = 1024;     // longest piece of one sequence in a step
 };
 
-// Host copy of one sequence's recurrent state (MODEL.md "State").
+// Host copy of one sequence's recurrent state (docs/model.md "State").
 // Token ids the model cannot take (outside its embedding table): a fault of
 // the input, unlike the engine's other failures.
 class InvalidTokens : public std::invalid_argument {

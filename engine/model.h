@@ -1,4 +1,4 @@
-// The EmbeddingRWKV forward pass (MODEL.md), written once over backend ops.
+// The EmbeddingRWKV forward pass (docs/model.md), written once over backend ops.
 #pragma once
 
 #include <cstdint>

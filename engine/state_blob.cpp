@@ -346,8 +346,7 @@ StateBlobInfo read_state_header(std::string_view blob) {
     throw malformed("it does not start with the magic \"RWKVSTAT\" (not an rwkv-emb-server state)");
   if (blob.size() < kStateHeaderBytes)
     throw malformed("truncated: " + std::to_string(blob.size()) + " bytes, shorter than the " +
-                    std::to_string(kStateHeaderBytes + kStateTrailerBytes) +
-                    "-byte header and checksum");
+                    std::to_string(kStateHeaderBytes) + "-byte header");
   StateBlobInfo info;
   info.version = get_le<uint16_t>(blob, kOffVersion);
   if (info.version < 1 || info.version > kStateFormatVersion)

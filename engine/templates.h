@@ -1,4 +1,4 @@
-// The reranker's prompt templates (MODEL.md "Reranker"). Online mode embeds
+// The reranker's prompt templates (docs/model.md "Reranker"). Online mode embeds
 // document and query in one sequence; offline mode splits it at "Query:" so
 // the document part's state can be cached and reused.
 #pragma once

@@ -7,7 +7,7 @@
 #include <string>
 #include <utility>
 
-// The vocabulary file, embedded by engine/vocab_blob.S.in.
+// The vocabulary file, embedded by the build (cmake/embed_blob.S.in).
 extern "C" const char rwkv_vocab_blob_begin[];
 extern "C" const char rwkv_vocab_blob_end[];
 

@@ -1,6 +1,6 @@
 // Embedding inputs to token sequences: the one text -> (instruction, EOS
 // protocol) -> ids step of every embedding route, /tokenize and the `embed`
-// CLI (MODEL.md "Input protocol of text embeddings"), and the checks on
+// CLI (docs/model.md "Input protocol"), and the checks on
 // token-id inputs.
 #pragma once
 
@@ -42,7 +42,7 @@ struct PreparedText {
 // The server's protocol defaults (flags) applied to each text.
 class InputPreprocessor {
  public:
-  // MODEL.md's defaults: chunked, and its table of instructions.
+  // The defaults of docs/model.md: chunked, and its table of instructions.
   InputPreprocessor();
   InputPreprocessor(api::EosProtocol protocol,
                     std::array<std::string, api::kAllInputTypes.size()> descriptions);

@@ -42,8 +42,6 @@ class Metrics {
   // The text exposition format.
   std::string serialize() const;
 
-  prometheus::Registry& registry() { return *registry_; }
-
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& requests_;

@@ -10,7 +10,7 @@
 
 namespace rwkv::server {
 
-// One row of the table in MODEL.md: an embedding model and its paired reranker.
+// One row of the table in docs/model.md: an embedding model and its paired reranker.
 struct ReleasedModel {
   std::string_view name;  // tiny | base | large
   std::string_view embedding_file;

@@ -1,4 +1,4 @@
-// /v1/states: cached document states for offline reranking (MODEL.md
+// /v1/states: cached document states for offline reranking (docs/model.md
 // "Offline mode"). POST computes the state of each document's offline
 // template (no EOS) and stores it; PUT uploads a blob (docs/state-format.md);
 // GET reads metadata, content or the list; DELETE removes. States belong to

@@ -3,6 +3,7 @@
 // response shapes for OpenAI, Cohere, Jina and TEI, and the wire encodings.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -30,6 +31,20 @@ namespace rwkv::api {
 namespace {
 
 using nlohmann::json;
+
+// What a client does with a base64 embedding: little-endian float32s; nullopt
+// when `text` is not base64 of a multiple of 4 bytes.
+std::optional<std::vector<float>> base64_to_floats(std::string_view text) {
+  const auto bytes = base64_decode(text);
+  if (!bytes || bytes->size() % 4 != 0) return std::nullopt;
+  std::vector<float> out(bytes->size() / 4);
+  for (size_t i = 0; i < out.size(); ++i) {
+    uint32_t bits = 0;
+    for (int k = 3; k >= 0; --k) bits = bits << 8 | static_cast<uint8_t>((*bytes)[i * 4 + k]);
+    out[i] = std::bit_cast<float>(bits);
+  }
+  return out;
+}
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -94,7 +109,7 @@ TEST(ApiError, FactoriesSetStatusAndOpenAiType) {
   EXPECT_EQ(ApiError::bad_request("x").type, "invalid_request_error");
   EXPECT_EQ(ApiError::unauthorized("x").status, 401);
   EXPECT_EQ(ApiError::unauthorized("x").type, "authentication_error");
-  EXPECT_EQ(ApiError::forbidden("x").type, "permission_error");
+  EXPECT_EQ(ApiError(403, "x").type, "permission_error");
   EXPECT_EQ(ApiError::not_found("x").status, 404);
   EXPECT_EQ(ApiError::not_found("x").type, "invalid_request_error");
   EXPECT_EQ(ApiError::payload_too_large("x").status, 413);

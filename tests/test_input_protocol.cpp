@@ -1,6 +1,6 @@
-// The text-embedding input protocol (MODEL.md "Input protocol of text
-// embeddings"): EOS layouts at every boundary, instructions, limits, and the
-// fixture's token ids, which the upstream evaluation wrapper built.
+// The text-embedding input protocol (docs/model.md "Input protocol"): EOS layouts at every
+// boundary, instructions, limits, and the fixture's token ids, which the upstream evaluation
+// wrapper built.
 #include <gtest/gtest.h>
 
 #include <filesystem>

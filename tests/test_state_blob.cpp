@@ -265,6 +265,24 @@ TEST(StateBlob, TruncatedAndOversizedBlobsAreRefused) {
   }
 }
 
+TEST(StateBlob, TheHeaderIsReadFromItsOwnBytes) {
+  // The disk store reads only a file's first kStateHeaderBytes to list it.
+  const std::string blob =
+      encode_state(random_state(kShape, 4), fingerprint(7), kShape, StateDtype::kFloat16, 5);
+  const StateBlobInfo info = read_state_header(blob.substr(0, kStateHeaderBytes));
+  EXPECT_EQ(info.bytes, blob.size());
+  EXPECT_EQ(info.tokens, 5u);
+  EXPECT_EQ(info.dtype, StateDtype::kFloat16);
+  try {
+    read_state_header(blob.substr(0, kStateHeaderBytes - 1));
+    ADD_FAILURE() << "a header one byte short was read";
+  } catch (const StateBlobError& e) {
+    EXPECT_NE(std::string(e.what()).find("truncated: 63 bytes, shorter than the 64-byte header"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(StateBlob, CorruptedBytesAreRefused) {
   const std::string blob =
       encode_state(random_state(kShape, 5), fingerprint(7), kShape, StateDtype::kFloat16, 0);

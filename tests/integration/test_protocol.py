@@ -1,4 +1,4 @@
-"""The input protocol of text embeddings (MODEL.md) through the real server and the
+"""The input protocol of text embeddings (docs/model.md) through the real server and the
 `embed` CLI: every text of ../shared/fixtures/protocol.json, with its input type, embeds
 exactly as the token ids that the upstream evaluation wrapper builds for it (sent as
 token ids, with the head of that input type), on the OpenAI and Cohere routes and in
@@ -128,7 +128,7 @@ def test_single_is_text_plus_one_eos(fixture_server, make_server, protocol):
 
 def test_boundary_lengths_embed_as_their_ids(fixture_server):
     # Texts of exactly n own tokens ("a" repeated: one token each, checked by /tokenize),
-    # against the ids of the protocol's layout, built here from MODEL.md's rules.
+    # against the ids of the protocol's layout, built here from the rules of docs/model.md.
     def layout(ids):
         n = len(ids)
         if n < 512:
