@@ -93,6 +93,9 @@ __attribute__((target("avx512f,avx512vnni"))) void tile_avx512_vnni(const Tile& 
       acc1[i] = _mm512_dpbusd_epi32(acc1[i], ai, b1);
     }
   }
+  // Unrolled, so the accumulators stay in registers (indexed at run time,
+  // GCC keeps the arrays in memory and stores them at every k).
+#pragma GCC unroll 12
   for (int i = 0; i < MR; ++i) {
     rescale_avx512(t, i, 0, acc0[i]);
     rescale_avx512(t, i, 16, acc1[i]);
@@ -135,6 +138,7 @@ __attribute__((target("avx2,fma,avxvnni"))) void half_tile_avx_vnni(const Tile& 
       acc1[i] = _mm256_dpbusd_avx_epi32(acc1[i], ai, b1);
     }
   }
+#pragma GCC unroll 6  // as above
   for (int i = 0; i < MR; ++i) {
     rescale_avx2(t, i, 16 * half, acc0[i]);
     rescale_avx2(t, i, 16 * half + 8, acc1[i]);
