@@ -1,8 +1,10 @@
 // Forward-pass throughput of the CPU engine on a random model of the 0.1B
-// shape, per product dtype (float32; bfloat16 where the CPU has AVX512-BF16),
-// compared with bare OpenBLAS sgemm on the same matrix shapes in the same run.
-// Prints the CPU's model and features, then tokens/s and the ratio of
-// achieved model FLOP/s (matrix products only, LoRA included) to sgemm FLOP/s.
+// shape, per product dtype (float32; bfloat16 where the CPU has AVX512-BF16;
+// int8 where it has VNNI), compared with bare OpenBLAS sgemm on the same
+// matrix shapes in the same run. Prints the CPU's model and features, then
+// tokens/s and the ratio of achieved model FLOP/s (matrix products only, LoRA
+// included) to sgemm FLOP/s; then our product kernels alone on the model's
+// shapes, per dtype (input conversion included), in GFLOP/s.
 //
 //   forward_bench [--quick] [--threads N]
 #include <cblas.h>
@@ -12,15 +14,18 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "bench/model_gemms.h"
+#include "engine/device_matrix.h"
 #include "engine/engine.h"
 #include "engine/random_model.h"
 #include "engine/tokenizer.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_int8.h"
 
 namespace {
 
@@ -49,6 +54,36 @@ double time_bare_sgemm(const std::vector<Gemm>& gemms, int M, int reps) {
     for (const Gemm& g : gemms)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, g.n, g.k, 1.0f, x.data(), g.k,
                   w.data(), g.k, 0.0f, y.data(), g.n);
+    best = std::min(best, seconds_since(t0));
+  }
+  return best;
+}
+
+// Seconds for our products of `dtype` over the same shapes, through the
+// backend as the model calls it (best of `reps`).
+double time_kernels(rwkv::kernels::MatmulDtype dtype, int threads, const std::vector<Gemm>& gemms,
+                    int M, int reps) {
+  auto backend = rwkv::kernels::make_cpu_backend(threads, dtype);
+  std::map<std::pair<int, int>, rwkv::DeviceMatrix> weights;  // one per distinct shape
+  int max_n = 1, max_k = 1;
+  for (const Gemm& g : gemms) {
+    if (!weights.count({g.n, g.k}))
+      weights.emplace(std::pair(g.n, g.k),
+                      rwkv::DeviceMatrix(*backend, std::vector<float>(size_t(g.n) * g.k, 0.02f),
+                                         g.n, g.k, rwkv::kernels::MatrixInput::kActivations));
+    max_n = std::max(max_n, g.n);
+    max_k = std::max(max_k, g.k);
+  }
+  std::mt19937 rng(1);
+  std::normal_distribution<float> d;
+  std::vector<float> x(size_t(M) * max_k), y(size_t(M) * max_n);
+  for (float& v : x) v = d(rng);
+  backend->reserve_matmul(M, std::max(max_n, max_k));
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = Clock::now();
+    for (const Gemm& g : gemms)
+      backend->matmul(M, x.data(), weights.at({g.n, g.k}).view(), y.data(), false);
     best = std::min(best, seconds_since(t0));
   }
   return best;
@@ -98,6 +133,7 @@ int main(int argc, char** argv) {
                                                           {512, 8}, {2048, 1}, {2048, 4}};
   std::vector<rwkv::kernels::MatmulDtype> dtypes = {rwkv::kernels::MatmulDtype::kFloat32};
   if (rwkv::kernels::cpu::has_bf16()) dtypes.push_back(rwkv::kernels::MatmulDtype::kBFloat16);
+  if (rwkv::kernels::cpu::has_vnni()) dtypes.push_back(rwkv::kernels::MatmulDtype::kInt8);
   std::printf("cpu: %s; product kernel %s\n", cpu_description().c_str(),
               rwkv::kernels::cpu::isa_name(rwkv::kernels::cpu::best_isa()));
   std::printf("model: random, L=%d C=%d H=%d F=%d; matrix FLOPs/token = %.1f M\n", shape.layers,
@@ -134,6 +170,22 @@ int main(int argc, char** argv) {
                   flops / best / 1e9, flops / bare / 1e9, 100.0 * bare / best);
       std::fflush(stdout);
     }
+  }
+  std::printf("\nproduct kernels alone on the model's shapes (GFLOP/s, ratio to float32):\n");
+  std::printf("%8s %10s", "M", "sgemm");
+  for (const auto dtype : dtypes) std::printf(" %18s", rwkv::kernels::matmul_dtype_name(dtype));
+  std::printf("\n");
+  for (const int M : quick ? std::vector<int>{512} : std::vector<int>{16, 128, 1024, 4096}) {
+    const double flops = gemm_flops(gemms, M);
+    std::printf("%8d %10.1f", M, flops / time_bare_sgemm(gemms, M, reps + 1) / 1e9);
+    double f32 = 0;
+    for (const auto dtype : dtypes) {
+      const double rate = flops / time_kernels(dtype, threads, gemms, M, reps + 1) / 1e9;
+      if (dtype == rwkv::kernels::MatmulDtype::kFloat32) f32 = rate;
+      std::printf(" %9.1f (%5.2fx)", rate, rate / f32);
+    }
+    std::printf("\n");
+    std::fflush(stdout);
   }
   return 0;
 }

@@ -22,6 +22,7 @@
 //
 //   rerank_offline_bench [--quick] [--threads N] [--pairs N] [--online-pairs N]
 //                        [--query-tokens N] [--lengths 512,1024,2048,4096] [--reps N]
+//                        [--dtype float32|bfloat16|int8]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
   using namespace rwkv;
   int threads = 0, pairs = 100, online_pairs = 2, query_len = 64, reps = 1;
   std::vector<int> lengths = {512, 1024, 2048, 4096};
+  kernels::MatmulDtype dtype = kernels::MatmulDtype::kFloat32;
   for (int i = 1; i < argc; ++i) {
     const auto arg = [&](const char* name) { return !std::strcmp(argv[i], name) && i + 1 < argc; };
     if (!std::strcmp(argv[i], "--quick")) {
@@ -73,6 +75,16 @@ int main(int argc, char** argv) {
       reps = std::atoi(argv[++i]);
     } else if (arg("--query-tokens")) {
       query_len = std::atoi(argv[++i]);
+    } else if (arg("--dtype")) {
+      const std::string name = argv[++i];
+      if (name == "bfloat16") {
+        dtype = kernels::MatmulDtype::kBFloat16;
+      } else if (name == "int8") {
+        dtype = kernels::MatmulDtype::kInt8;
+      } else if (name != "float32") {
+        std::fprintf(stderr, "--dtype: float32, bfloat16 or int8\n");
+        return 2;
+      }
     } else if (arg("--lengths")) {
       lengths.clear();
       std::stringstream ss(argv[++i]);
@@ -91,15 +103,16 @@ int main(int argc, char** argv) {
   const ModelShape shape = ModelShape::tiny_01b();
   const Checkpoint model = make_random_embedding_checkpoint(shape, 1);
   const Checkpoint reranker = make_random_reranker_checkpoint(shape, 2);
-  Engine engine(kernels::make_cpu_backend(threads), model,
+  Engine engine(kernels::make_cpu_backend(threads, dtype), model,
                 &reranker);  // default options, as the server
   const ModelFingerprint fingerprint = model_fingerprint(model);
   const StateShape state_shape = state_shape_of(engine.model());
   const auto& opt = engine.options();
   std::printf(
-      "model: random 0.1B shape (L=%d C=%d H=%d); engine: %d slots, %d tokens/step, chunks of %d\n",
+      "model: random 0.1B shape (L=%d C=%d H=%d); engine: %d slots, %d tokens/step, chunks of "
+      "%d; backend %s\n",
       shape.layers, shape.channels, shape.channels / 64, opt.max_slots, opt.max_step_tokens,
-      opt.chunk_tokens);
+      opt.chunk_tokens, engine.backend().name().c_str());
   std::printf(
       "offline: %d pairs per request; online: %d pair(s) timed, extrapolated per pair; query %d "
       "tokens\n\n",

@@ -16,7 +16,8 @@ DeviceMatrix::DeviceMatrix(kernels::Backend& backend, const std::vector<float>& 
   const MatmulDtype dtype = backend.matrix_dtype(rows, cols, input);
   storage_ = DeviceBuffer<std::byte>(backend, backend.matrix_bytes(rows, cols, dtype));
   view_ = {storage_.get(), rows, cols, dtype};
-  if (dtype == MatmulDtype::kFloat32) {
+  if (dtype == MatmulDtype::kFloat32 ||
+      dtype == MatmulDtype::kInt8) {  // int8: the backend quantizes
     backend.upload_matrix(storage_.get(), host.data(), rows, cols, dtype);
     return;
   }

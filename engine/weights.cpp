@@ -64,7 +64,7 @@ class TensorReader {
     std::vector<float> out(t.data.size());
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < cols; ++c) out[c * rows + r] = t.data[r * cols + c];
-    return DeviceMatrix(backend_, out, int(cols), int(rows), kernels::MatrixInput::kActivations);
+    return DeviceMatrix(backend_, out, int(cols), int(rows), kernels::MatrixInput::kLowRank);
   }
 
   // The second dimension of a [C, D] LoRA factor.

@@ -51,21 +51,24 @@ struct WkvPrepareArgs {
 enum class Activation { kTanh, kSigmoid, kRelu, kReluSquared };
 
 // Element type of a weight matrix and of the inputs of its products (the
-// products accumulate and write float32 whatever the type).
-enum class MatmulDtype { kFloat32, kFloat16, kBFloat16 };
+// products accumulate and write float32 whatever the type). int8 (CPU only)
+// is quantized by the backend itself: its upload_matrix takes float32.
+enum class MatmulDtype { kFloat32, kFloat16, kBFloat16, kInt8 };
 constexpr const char* matmul_dtype_name(MatmulDtype dtype) {
-  return dtype == MatmulDtype::kFloat32   ? "float32"
-         : dtype == MatmulDtype::kFloat16 ? "float16"
-                                          : "bfloat16";
+  return dtype == MatmulDtype::kFloat32    ? "float32"
+         : dtype == MatmulDtype::kFloat16  ? "float16"
+         : dtype == MatmulDtype::kBFloat16 ? "bfloat16"
+                                           : "int8";
 }
 constexpr size_t matmul_dtype_size(MatmulDtype dtype) {
-  return dtype == MatmulDtype::kFloat32 ? 4 : 2;
+  return dtype == MatmulDtype::kFloat32 ? 4 : dtype == MatmulDtype::kInt8 ? 1 : 2;
 }
 
 // What a weight matrix multiplies, which limits the dtype a backend may store
 // it in.
 enum class MatrixInput {
   kActivations,  // normalized or gated activations: any dtype
+  kLowRank,      // a LoRA factor (as kActivations, but small, and its errors feed exp and sigmoid)
   kUnbounded,    // relu² activations, which can exceed float16's range (65504)
   kFloat32,      // kept float32: small products off the hot path (the task heads)
 };
@@ -167,8 +170,8 @@ class Backend {
 };
 
 // The CPU backend with `threads` OpenMP threads (0: all cores). Its products
-// run in float32, or in bfloat16 where the CPU has AVX512-BF16 (otherwise
-// std::invalid_argument says why).
+// run in float32, in bfloat16 where the CPU has AVX512-BF16, or in int8 where
+// it has VNNI (otherwise std::invalid_argument says why).
 std::unique_ptr<Backend> make_cpu_backend(int threads = 0,
                                           MatmulDtype dtype = MatmulDtype::kFloat32);
 

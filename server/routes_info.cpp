@@ -24,7 +24,8 @@ json model_card(const ServerContext& ctx, const std::string& name) {
                  {"max_input_tokens", ctx.options.max_input_tokens},
                  {"eos_protocol", api::eos_protocol_name(ctx.inputs.protocol())},
                  {"reranker", ctx.engine->has_reranker()},
-                 {"demo", ctx.demo_model}}}};
+                 {"demo", ctx.demo_model},
+                 {"dtype", ctx.options.dtype}}}};
   if (ctx.demo_model)
     card["meta"]["warning"] = "random demo model: embeddings and scores are meaningless";
   return card;

@@ -31,7 +31,7 @@ struct ServerOptions {
   std::string demo_shape = "small";  // random model without --model: small | 0.1b (benchmarks)
   std::vector<std::string> served_model_names;  // first is the canonical name
   std::string device = "cpu";
-  std::string dtype = "auto";      // auto | float32 | float16 | bfloat16 (cuda only)
+  std::string dtype;  // "" (the device's default) | auto | float32 | float16 | bfloat16 | int8
   bool cuda_graphs = false;        // replay repeated step shapes as CUDA graphs
   int wkv_chunked_min_tokens = 0;  // chunked WKV for sequences this long; 0: never
   int threads = 0;

@@ -1,6 +1,7 @@
 #include "tests/backend_params.h"
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_int8.h"
 
 #ifdef RWKV_EMB_WITH_CUDA
 #include "kernels/cuda/cuda_backend.h"
@@ -13,6 +14,7 @@ bool backend_available(const std::string& name) {
   if (name.starts_with("cuda")) return kernels::cuda_device_count() > 0;
 #endif
   if (name == "cpu_bfloat16") return kernels::cpu::has_bf16();
+  if (name == "cpu_int8") return kernels::cpu::has_vnni();
   return name == "cpu";
 }
 
@@ -29,6 +31,7 @@ std::unique_ptr<kernels::Backend> make_backend([[maybe_unused]] const std::strin
   }
 #endif
   if (name == "cpu_bfloat16") return kernels::make_cpu_backend(0, kernels::MatmulDtype::kBFloat16);
+  if (name == "cpu_int8") return kernels::make_cpu_backend(0, kernels::MatmulDtype::kInt8);
   return kernels::make_cpu_backend();
 }
 

@@ -63,7 +63,10 @@ const std::vector<ModelCase>& model_cases() {
   using Loader = std::function<std::unique_ptr<std::pair<Checkpoint, Checkpoint>>()>;
   const std::vector<std::tuple<std::string, size_t, Loader, std::vector<std::string>>> models = {
       {"fixture", 3000, fixture_models, {"cpu", "cuda"}},
-      {"fixture", 600, fixture_models, {"cpu_bfloat16", "cuda_float16", "cuda_bfloat16"}},
+      {"fixture",
+       600,
+       fixture_models,
+       {"cpu_bfloat16", "cpu_int8", "cuda_float16", "cuda_bfloat16"}},
       {"demo_L2_C128", 600, [] { return random_models(ModelShape::demo()); }, {"cpu", "cuda"}},
       // 3 heads (C = 192), FFN and LoRA widths that are no multiple of 32.
       {"odd_L3_C192",
@@ -124,9 +127,10 @@ class BatchInvariance : public ::testing::TestWithParam<ModelCase> {
     const std::string& name = GetParam().backend;
     auto backend = !name.starts_with("cpu")
                        ? test::make_backend(name)
-                       : kernels::make_cpu_backend(threads, name == "cpu_bfloat16"
-                                                                ? kernels::MatmulDtype::kBFloat16
-                                                                : kernels::MatmulDtype::kFloat32);
+                       : kernels::make_cpu_backend(
+                             threads, name == "cpu_bfloat16" ? kernels::MatmulDtype::kBFloat16
+                                      : name == "cpu_int8"   ? kernels::MatmulDtype::kInt8
+                                                             : kernels::MatmulDtype::kFloat32);
     return std::make_unique<Engine>(std::move(backend), models_->first, &models_->second, opt);
   }
 

@@ -14,6 +14,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_int8.h"
 
 namespace rwkv::kernels {
 namespace {
@@ -43,10 +44,11 @@ class CpuBackend final : public Backend {
   }
 
   std::string name() const override {
-    const char* kernel =
-        dtype_ == MatmulDtype::kBFloat16 ? "AVX512-BF16 bfloat16" : cpu::isa_name(cpu::best_isa());
-    return std::string("cpu (") + kernel + ", " + std::to_string(omp_get_max_threads()) +
-           " threads)";
+    const std::string kernel = dtype_ == MatmulDtype::kBFloat16 ? "AVX512-BF16 bfloat16"
+                               : dtype_ == MatmulDtype::kInt8
+                                   ? std::string(cpu::int8_isa_name(cpu::best_int8_isa())) + " int8"
+                                   : cpu::isa_name(cpu::best_isa());
+    return "cpu (" + kernel + ", " + std::to_string(omp_get_max_threads()) + " threads)";
   }
 
   void release(void* ptr) override { ::operator delete (ptr, std::align_val_t{64}); }
@@ -58,40 +60,57 @@ class CpuBackend final : public Backend {
   void zero(void* dst, size_t bytes) override { std::memset(dst, 0, bytes); }
   void synchronize() override {}
 
-  // In bfloat16 mode every matrix but the small float32 ones off the hot path
-  // (the task heads) is bfloat16 (its range is float32's, so relu² inputs fit).
+  // In bfloat16 and int8 modes every matrix but the small float32 ones off
+  // the hot path (the task heads) takes that dtype (bfloat16's range is
+  // float32's, so relu² inputs fit; int8 scales each row of them). int8
+  // keeps the LoRA factors float32 too: 6% of the FLOPs, and in int8 they
+  // cost the 0.1B shape most of its accuracy (bench/README.md).
   MatmulDtype matrix_dtype(int, int, MatrixInput input) const override {
-    return input == MatrixInput::kFloat32 ? MatmulDtype::kFloat32 : dtype_;
+    if (input == MatrixInput::kFloat32) return MatmulDtype::kFloat32;
+    if (input == MatrixInput::kLowRank && dtype_ == MatmulDtype::kInt8)
+      return MatmulDtype::kFloat32;
+    return dtype_;
   }
   // Matrices are stored in the packed layouts of the product kernels.
   size_t matrix_bytes(int rows, int cols, MatmulDtype dtype) const override {
-    return dtype == MatmulDtype::kBFloat16 ? sizeof(uint16_t) * cpu::packed_bf16_size(rows, cols)
-                                           : sizeof(float) * cpu::packed_size(rows, cols);
+    switch (dtype) {
+      case MatmulDtype::kBFloat16:
+        return sizeof(uint16_t) * cpu::packed_bf16_size(rows, cols);
+      case MatmulDtype::kInt8:
+        return cpu::packed_int8_bytes(rows, cols);
+      default:
+        return sizeof(float) * cpu::packed_size(rows, cols);
+    }
   }
   void upload_matrix(void* dst, const void* host_src, int rows, int cols,
                      MatmulDtype dtype) override {
     if (dtype == MatmulDtype::kBFloat16)
       cpu::pack_weights_bf16(static_cast<const uint16_t*>(host_src), rows, cols,
                              static_cast<uint16_t*>(dst));
+    else if (dtype == MatmulDtype::kInt8)
+      cpu::pack_weights_int8(static_cast<const float*>(host_src), rows, cols, dst);
     else
       cpu::pack_weights(static_cast<const float*>(host_src), rows, cols, static_cast<float*>(dst));
   }
-  // bfloat16 products round their input rows into this scratch first.
-  void reserve_matmul(int max_rows, int max_width) override {
-    if (dtype_ == MatmulDtype::kBFloat16) rounded_.resize(size_t(max_rows) * (max_width + 1));
-  }
+  // bfloat16 and int8 products convert their input rows into this scratch first.
+  void reserve_matmul(int max_rows, int max_width) override { reserve_inputs(max_rows, max_width); }
 
   void matmul(int M, const float* x, const Matrix& matrix, float* y, bool accumulate) override {
-    if (matrix.dtype != MatmulDtype::kBFloat16) {
-      cpu::gemm(M, matrix.rows, matrix.cols, x, static_cast<const float*>(matrix.data), y,
-                accumulate);
+    const int N = matrix.rows, K = matrix.cols;
+    if (matrix.dtype == MatmulDtype::kFloat32) {
+      cpu::gemm(M, N, K, x, static_cast<const float*>(matrix.data), y, accumulate);
       return;
     }
-    const size_t need = size_t(M) * (matrix.cols + 1);
-    if (rounded_.size() < need) rounded_.resize(need);
-    cpu::round_to_bf16(M, matrix.cols, x, rounded_.data());
-    cpu::gemm_bf16(M, matrix.rows, matrix.cols, rounded_.data(),
-                   static_cast<const uint16_t*>(matrix.data), y, accumulate);
+    reserve_inputs(M, K);  // a no-op within the reserved sizes
+    if (matrix.dtype == MatmulDtype::kInt8) {
+      auto* q = reinterpret_cast<uint8_t*>(inputs_.data());
+      cpu::quantize_rows(M, K, x, q, row_quant_.data());
+      cpu::gemm_int8(M, N, K, q, row_quant_.data(), matrix.data, y, accumulate);
+      return;
+    }
+    cpu::round_to_bf16(M, K, x, inputs_.data());
+    cpu::gemm_bf16(M, N, K, inputs_.data(), static_cast<const uint16_t*>(matrix.data), y,
+                   accumulate);
   }
 
   void gather_rows(const int32_t* tokens, int T, const float* table, int C, float* out) override {
@@ -273,7 +292,16 @@ class CpuBackend final : public Backend {
 
  private:
   const MatmulDtype dtype_;
-  std::vector<uint16_t> rounded_;  // the bfloat16 input rows of a product
+  // The input rows of a product: bfloat16, or int8 bytes and their scales.
+  std::vector<uint16_t> inputs_;
+  std::vector<cpu::RowQuant> row_quant_;
+
+  void reserve_inputs(int rows, int width) {
+    if (dtype_ == MatmulDtype::kFloat32) return;
+    const size_t need = size_t(rows) * (width + 3);  // bfloat16 pads to 2, int8 bytes to 4
+    if (inputs_.size() < need) inputs_.resize(need);
+    if (dtype_ == MatmulDtype::kInt8 && row_quant_.size() < size_t(rows)) row_quant_.resize(rows);
+  }
 
   static void normalize_row(const float* x, int C, const float* weight, const float* bias,
                             float eps, float* y) {
@@ -319,12 +347,15 @@ class CpuBackend final : public Backend {
 std::unique_ptr<Backend> make_cpu_backend(int threads, MatmulDtype dtype) {
   if (dtype == MatmulDtype::kFloat16)
     throw std::invalid_argument(
-        "float16 products are not available on the CPU (float32 or "
-        "bfloat16)");
+        "float16 products are not available on the CPU (float32, bfloat16 or int8)");
   if (dtype == MatmulDtype::kBFloat16 && !cpu::has_bf16())
     throw std::invalid_argument(
         "bfloat16 products need a CPU with AVX512-BF16, which this one lacks (emulated they "
         "would be slower than float32): use float32");
+  if (dtype == MatmulDtype::kInt8 && !cpu::has_vnni())
+    throw std::invalid_argument(
+        "int8 products need a CPU with AVX512-VNNI or AVX-VNNI, which this one lacks (without "
+        "them they would be slower than float32): use float32");
   return std::make_unique<CpuBackend>(threads, dtype);
 }
 

@@ -7,10 +7,14 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <utility>
+
+#include "kernels/cpu/tile_helpers.h"
 
 namespace rwkv::kernels::cpu {
 namespace {
+
+using detail::lane_mask;
+using detail::with_height;
 
 // Blocking: a kKc-deep slice of one panel (32 KiB) stays in L1 while the row
 // tiles of a kMc-row block (144 KiB of x) stream from L2. Neither changes any
@@ -37,10 +41,6 @@ using Tile = TileOf<float>;
 using Bf16Tile = TileOf<uint16_t>;
 
 // ---- AVX-512: tiles of up to 12 rows × 32 columns (24 accumulators) --------
-
-__attribute__((target("avx512f"))) inline __mmask16 lane_mask(int n) {
-  return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
-}
 
 // The accumulators of a 32-column tile: y's values (or zeros) in, y out;
 // the lanes past ncols are neither read nor written.
@@ -164,16 +164,6 @@ void tile_portable(const Tile& t) {
       for (int j = 0; j < kPanel; ++j) acc[i][j] = std::fma(ai, t.b[k * kPanel + j], acc[i][j]);
     }
   for (int i = 0; i < MR; ++i) std::memcpy(t.c + int64_t(i) * t.ldc, acc[i], 4 * t.ncols);
-}
-
-// Calls kernel.template operator()<rows>() for rows in 1..kMax (each kernel
-// is compiled per tile height, so its loops unroll).
-template <int kMax, typename Kernel>
-void with_height(int rows, const Kernel& kernel) {
-  [&]<size_t... I>(std::index_sequence<I...>) {
-    ((rows == int(I) + 1 ? kernel.template operator()<int(I) + 1>() : void()), ...);
-  }
-  (std::make_index_sequence<kMax>());
 }
 
 int tile_height(Isa isa) { return isa == Isa::kAvx512 ? 12 : isa == Isa::kAvx2 ? 6 : 4; }

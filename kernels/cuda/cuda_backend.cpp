@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "kernels/cuda/cuda_check.h"
@@ -256,6 +257,8 @@ int cuda_device_count() {
 }
 
 std::unique_ptr<Backend> make_cuda_backend(int device, const CudaOptions& options) {
+  if (options.dtype == MatmulDtype::kInt8)
+    throw std::invalid_argument("int8 products are CPU-only (float32, float16 or bfloat16)");
   return std::make_unique<CudaBackend>(device, options);
 }
 

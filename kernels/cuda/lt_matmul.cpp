@@ -22,6 +22,7 @@ cudaDataType_t cuda_type(MatmulDtype dtype) {
     case MatmulDtype::kBFloat16:
       return CUDA_R_16BF;
     case MatmulDtype::kFloat32:
+    case MatmulDtype::kInt8:  // refused by make_cuda_backend
       break;
   }
   return CUDA_R_32F;
