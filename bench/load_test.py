@@ -31,7 +31,11 @@ Checks (exit status 1 when one fails):
    server counts a request for less time than the client does); the peak of
    rwkv_emb_queue_requests polled from /metrics is printed too;
  - RSS of the server, sampled every second: its growth from the end of the
-   warm-up to the end (--max-rss-growth-mib bounds it, when given).
+   warm-up to the end (--max-rss-growth-mib bounds it, when given);
+ - with --state-cache-bytes B (the server's decoded-state cache budget; make
+   it smaller than --max-states states so that the bound is exercised), the
+   rwkv_emb_state_cache_bytes gauge polled from /metrics never exceeds B; the
+   cache's evictions, hits and misses are printed.
 Printed: per phase and request kind, answers by status, p50/p99 latency and
 throughput. --json writes it all.
 
@@ -265,13 +269,14 @@ class Traffic:
 
 
 class Sampler(threading.Thread):
-    """RSS every second and the server's queue depth every 0.2 s."""
+    """RSS every second; the server's queue depth and decoded-state cache bytes every 0.2 s."""
 
     def __init__(self, server):
         super().__init__(daemon=True)
         self.server = server
         self.rss = []  # (time, KiB)
         self.queue_peak = 0.0
+        self.cache_bytes_peak = 0.0
         self.stopping = threading.Event()
 
     def run(self):
@@ -279,7 +284,9 @@ class Sampler(threading.Thread):
         while not self.stopping.is_set():
             now = time.perf_counter()
             try:
-                self.queue_peak = max(self.queue_peak, read_metrics(self.server.port).get("rwkv_emb_queue_requests", 0))
+                metrics = read_metrics(self.server.port)
+                self.queue_peak = max(self.queue_peak, metrics.get("rwkv_emb_queue_requests", 0))
+                self.cache_bytes_peak = max(self.cache_bytes_peak, metrics.get("rwkv_emb_state_cache_bytes", 0))
             except OSError:
                 pass
             if now >= next_rss:
@@ -374,7 +381,8 @@ def server_args_of(opts):
         model = ["--demo-shape", opts.demo_shape]
     else:
         model = ["--model", str(FIXTURES / "embedding.pth"), "--reranker", str(FIXTURES / "reranker_idx.pth")]
-    return [*model, "--max-queued-requests", str(opts.queue), *opts.server_arg]
+    cache = [] if opts.state_cache_bytes is None else ["--state-cache-bytes", str(opts.state_cache_bytes)]
+    return [*model, "--max-queued-requests", str(opts.queue), *cache, *opts.server_arg]
 
 
 def run(binary, opts, log=print):
@@ -446,6 +454,8 @@ def measure(server, opts, log):
                     "end": end_rss / 1024, "growth": (end_rss - warm_rss) / 1024},
         "rss_samples_mib": [round(k / 1024, 1) for _, k in sampler.rss],
         "states_stored_at_end": metrics.get("rwkv_emb_states_stored"),
+        "state_cache": {"budget_bytes": opts.state_cache_bytes, "peak_bytes_seen": sampler.cache_bytes_peak,
+                        **{k: metrics.get(f"rwkv_emb_state_cache_{k}_total") for k in ("hits", "misses", "evictions")}},
     }
     return summary
 
@@ -462,6 +472,10 @@ def report(summary, out=sys.stdout):
           f"/metrics {summary['queue_peak_seen']:.0f}, at the end {summary['queue_at_end']:.0f})", file=out)
     print(f"RSS: {rss['after_warmup']:.1f} MiB after warm-up, max {rss['max']:.1f}, end {rss['end']:.1f}, "
           f"growth {rss['growth']:+.1f} MiB; states stored at the end: {summary['states_stored_at_end']:.0f}", file=out)
+    cache = summary["state_cache"]
+    budget = "server default" if cache["budget_bytes"] is None else f"{cache['budget_bytes']:,}"
+    print(f"decoded-state cache: budget {budget} bytes, peak seen on /metrics {cache['peak_bytes_seen']:,.0f}; "
+          f"{cache['hits']:.0f} hits, {cache['misses']:.0f} misses, {cache['evictions']:.0f} evictions", file=out)
     for f in summary["failures"]:
         print(f"  failed: {f}", file=out)
 
@@ -479,6 +493,10 @@ def check(summary, max_rss_growth_mib=None):
         problems.append(f"the server exited with {summary['server_exit_status']} after SIGTERM")
     if max_rss_growth_mib is not None and summary["rss_mib"]["growth"] > max_rss_growth_mib:
         problems.append(f"RSS grew {summary['rss_mib']['growth']:.1f} MiB after warm-up (bound {max_rss_growth_mib})")
+    cache = summary["state_cache"]
+    if cache["budget_bytes"] is not None and cache["peak_bytes_seen"] > cache["budget_bytes"]:
+        problems.append(f"the decoded-state cache held {cache['peak_bytes_seen']:.0f} bytes "
+                        f"(budget {cache['budget_bytes']})")
     return problems
 
 
@@ -494,6 +512,8 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=64, help="client threads of the open loop (default 64)")
     p.add_argument("--max-states", type=int, default=64, help="states kept stored at most (default 64)")
     p.add_argument("--max-rss-growth-mib", type=float, help="fail when RSS grows more after the warm-up")
+    p.add_argument("--state-cache-bytes", type=int,
+                   help="server --state-cache-bytes; fail when its cache gauge ever exceeds it (default: the server's)")
     p.add_argument("--server-arg", action="append", default=[], help="extra server flag, repeatable")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")

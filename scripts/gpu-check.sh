@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-shot check of the CUDA backend on a GPU machine, in under 8 minutes:
 #   nvidia-smi -> binaries -> GPU unit tests -> GPU benchmarks (one stage per
-#   section) -> HTTP tests with the server on the GPU.
+#   section) -> HTTP tests with the server on the GPU -> rerank over stored
+#   states (bench/state_rerank_bench.py --device cuda).
 # Binaries: from build-gpu-bundle/gpu-bundle.tar.xz when present (made by
 # scripts/gpu-bundle.sh on a build machine: for GPU machines without a
 # package registry, where the project's dependencies cannot be installed);
@@ -168,3 +169,12 @@ EOF
     log "HTTP tests skipped: python3 lacks pytest/requests/numpy (scripts/setup.sh installs them)"
   fi
 fi
+
+# ---- Rerank over stored states on the GPU: cold, warm, uncached ------------------
+# Last, in what time is left (at most 150 s): 12 servers, each generating the
+# random 0.1B model first. The memory store always; Redis too when this
+# machine has redis-server.
+STATE_STORES=memory
+command -v redis-server >/dev/null && STATE_STORES=redis,memory
+stage "state rerank bench (cuda)" 150 python3 bench/state_rerank_bench.py "$BIN/rwkv-emb-server" \
+  --device cuda --stores "$STATE_STORES" --requests 5 || true

@@ -4,8 +4,9 @@
 # (hadolint), the compose files (docker-compose config), and the Kubernetes
 # manifests, base, GPU and KEDA variants, rendered by kustomize and checked
 # against the Kubernetes API schemas (kubernetes-validate --strict), and the
-# KEDA and KServe custom resources against deploy/schemas (validate_crs.py),
-# which must refuse a planted bad field. CTest runs it (deploy_lint).
+# KEDA and KServe custom resources against their CRDs' schemas, vendored in
+# deploy/schemas (validate_crs.py), which must refuse a planted bad field.
+# CTest runs it (deploy_lint).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 K8S_VERSION=1.30  # the oldest Kubernetes the manifests are checked against
