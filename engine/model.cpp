@@ -1,4 +1,4 @@
-// The whole model in one place: each function below is one part of MODEL.md.
+// The whole model in one place: each function below is one part of docs/model.md.
 #include "engine/model.h"
 
 #include <algorithm>

@@ -1,5 +1,5 @@
 // A text's outputs must not depend on what it was batched with, how it was
-// chunked across engine steps, or the thread count (MODEL.md "Exactness"):
+// chunked across engine steps, or the thread count (docs/model.md "Exactness"):
 // embeddings of every head, the final state and the rerank logit, bit for
 // bit. Checked on the fixture checkpoints and on random models of other
 // shapes (widths that are not powers of two, other layer counts), with the

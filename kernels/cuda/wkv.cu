@@ -1,5 +1,5 @@
 // The RWKV-7 time-mix core: the fused op that turns projections into WKV
-// inputs, and the sequential WKV recurrence (MODEL.md "Backbone").
+// inputs, and the sequential WKV recurrence (docs/model.md "Backbone").
 #include <cmath>
 
 #include "kernels/cuda/cuda_util.cuh"
