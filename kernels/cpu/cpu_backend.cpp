@@ -14,6 +14,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/wkv7.h"
 
 namespace rwkv::kernels {
 namespace {
@@ -133,25 +134,18 @@ class CpuBackend final : public Backend {
     }
   }
 
+  // The activation chosen once, outside the loop, so relu and relu² vectorize.
   void activate(Activation act, size_t n, float* x) override {
     const int64_t count = static_cast<int64_t>(n);
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < count; ++i) {
-      const float v = x[i];
-      switch (act) {
-        case Activation::kTanh:
-          x[i] = std::tanh(v);
-          break;
-        case Activation::kSigmoid:
-          x[i] = sigmoid(v);
-          break;
-        case Activation::kRelu:
-          x[i] = v > 0 ? v : 0;
-          break;
-        case Activation::kReluSquared:
-          x[i] = v > 0 ? v * v : 0;
-          break;
-      }
+    switch (act) {
+      case Activation::kTanh:
+        return map(count, x, [](float v) { return std::tanh(v); });
+      case Activation::kSigmoid:
+        return map(count, x, sigmoid);
+      case Activation::kRelu:
+        return map(count, x, [](float v) { return v > 0 ? v : 0.0f; });
+      case Activation::kReluSquared:
+        return map(count, x, [](float v) { return v > 0 ? v * v : 0.0f; });
     }
   }
 
@@ -221,10 +215,9 @@ class CpuBackend final : public Backend {
       const int s = pair / heads, h = pair % heads;
       float* S =
           state.base + batch.slot[s] * state.slot_stride + int64_t(h) * kHeadSize * kHeadSize;
-      for (int t = batch.seq_start[s]; t < batch.seq_start[s + 1]; ++t) {
-        const int64_t off = int64_t(t) * C + h * kHeadSize;
-        wkv7_step(S, r + off, decay + off, k + off, v + off, alpha + off, beta + off, y + off);
-      }
+      const int64_t off = int64_t(batch.seq_start[s]) * C + h * kHeadSize;
+      cpu::wkv7_head(S, batch.seq_start[s + 1] - batch.seq_start[s], C, r + off, decay + off,
+                     k + off, v + off, alpha + off, beta + off, y + off);
     }
   }
 
@@ -275,6 +268,12 @@ class CpuBackend final : public Backend {
   const MatmulDtype dtype_;
   std::vector<uint16_t> rounded_;  // the bfloat16 input rows of a product
 
+  template <typename F>
+  static void map(int64_t n, float* x, F f) {
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) x[i] = f(x[i]);
+  }
+
   static void normalize_row(const float* x, int C, const float* weight, const float* bias,
                             float eps, float* y) {
     float mean, rstd;
@@ -292,25 +291,6 @@ class CpuBackend final : public Backend {
     const int s = int(std::upper_bound(batch.seq_start, end, t) - batch.seq_start) - 1;
     if (t == batch.seq_start[s]) return shift.base + batch.slot[s] * shift.slot_stride;
     return u + int64_t(t - 1) * C;
-  }
-
-  // One token of one head: S = S·diag(decay) + (S·alpha)·betaᵀ + v·kᵀ, y = S·r.
-  static void wkv7_step(float* S, const float* r, const float* decay, const float* k,
-                        const float* v, const float* alpha, const float* beta, float* y) {
-    for (int i = 0; i < kHeadSize; ++i) {
-      float* row = S + i * kHeadSize;
-      float sa = 0;
-#pragma omp simd reduction(+ : sa)
-      for (int j = 0; j < kHeadSize; ++j) sa += row[j] * alpha[j];
-      const float vi = v[i];
-      float yi = 0;
-#pragma omp simd reduction(+ : yi)
-      for (int j = 0; j < kHeadSize; ++j) {
-        row[j] = row[j] * decay[j] + sa * beta[j] + vi * k[j];
-        yi += row[j] * r[j];
-      }
-      y[i] = yi;
-    }
   }
 };
 
