@@ -134,18 +134,25 @@ class CpuBackend final : public Backend {
     }
   }
 
-  // The activation chosen once, outside the loop, so relu and relu² vectorize.
   void activate(Activation act, size_t n, float* x) override {
     const int64_t count = static_cast<int64_t>(n);
-    switch (act) {
-      case Activation::kTanh:
-        return map(count, x, [](float v) { return std::tanh(v); });
-      case Activation::kSigmoid:
-        return map(count, x, sigmoid);
-      case Activation::kRelu:
-        return map(count, x, [](float v) { return v > 0 ? v : 0.0f; });
-      case Activation::kReluSquared:
-        return map(count, x, [](float v) { return v > 0 ? v * v : 0.0f; });
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < count; ++i) {
+      const float v = x[i];
+      switch (act) {
+        case Activation::kTanh:
+          x[i] = std::tanh(v);
+          break;
+        case Activation::kSigmoid:
+          x[i] = sigmoid(v);
+          break;
+        case Activation::kRelu:
+          x[i] = v > 0 ? v : 0;
+          break;
+        case Activation::kReluSquared:
+          x[i] = v > 0 ? v * v : 0;
+          break;
+      }
     }
   }
 
@@ -267,12 +274,6 @@ class CpuBackend final : public Backend {
  private:
   const MatmulDtype dtype_;
   std::vector<uint16_t> rounded_;  // the bfloat16 input rows of a product
-
-  template <typename F>
-  static void map(int64_t n, float* x, F f) {
-#pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; ++i) x[i] = f(x[i]);
-  }
 
   static void normalize_row(const float* x, int C, const float* weight, const float* bias,
                             float eps, float* y) {
