@@ -15,6 +15,7 @@
 #include "kernels/backend.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_int8.h"
+#include "kernels/cpu/wkv7.h"
 
 namespace rwkv::kernels {
 namespace {
@@ -240,10 +241,9 @@ class CpuBackend final : public Backend {
       const int s = pair / heads, h = pair % heads;
       float* S =
           state.base + batch.slot[s] * state.slot_stride + int64_t(h) * kHeadSize * kHeadSize;
-      for (int t = batch.seq_start[s]; t < batch.seq_start[s + 1]; ++t) {
-        const int64_t off = int64_t(t) * C + h * kHeadSize;
-        wkv7_step(S, r + off, decay + off, k + off, v + off, alpha + off, beta + off, y + off);
-      }
+      const int64_t off = int64_t(batch.seq_start[s]) * C + h * kHeadSize;
+      cpu::wkv7_head(S, batch.seq_start[s + 1] - batch.seq_start[s], C, r + off, decay + off,
+                     k + off, v + off, alpha + off, beta + off, y + off);
     }
   }
 
@@ -320,25 +320,6 @@ class CpuBackend final : public Backend {
     const int s = int(std::upper_bound(batch.seq_start, end, t) - batch.seq_start) - 1;
     if (t == batch.seq_start[s]) return shift.base + batch.slot[s] * shift.slot_stride;
     return u + int64_t(t - 1) * C;
-  }
-
-  // One token of one head: S = S·diag(decay) + (S·alpha)·betaᵀ + v·kᵀ, y = S·r.
-  static void wkv7_step(float* S, const float* r, const float* decay, const float* k,
-                        const float* v, const float* alpha, const float* beta, float* y) {
-    for (int i = 0; i < kHeadSize; ++i) {
-      float* row = S + i * kHeadSize;
-      float sa = 0;
-#pragma omp simd reduction(+ : sa)
-      for (int j = 0; j < kHeadSize; ++j) sa += row[j] * alpha[j];
-      const float vi = v[i];
-      float yi = 0;
-#pragma omp simd reduction(+ : yi)
-      for (int j = 0; j < kHeadSize; ++j) {
-        row[j] = row[j] * decay[j] + sa * beta[j] + vi * k[j];
-        yi += row[j] * r[j];
-      }
-      y[i] = yi;
-    }
   }
 };
 
