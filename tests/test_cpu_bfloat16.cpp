@@ -13,19 +13,12 @@
 #include "kernels/cpu/gemm.h"
 #include "tests/fixture_data.h"
 #include "tests/random_tokens.h"
+#include "tests/vector_compare.h"
 
 namespace rwkv {
 namespace {
 
-double cosine(const std::vector<float>& a, const std::vector<float>& b) {
-  double ab = 0, aa = 0, bb = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    ab += double(a[i]) * b[i];
-    aa += double(a[i]) * a[i];
-    bb += double(b[i]) * b[i];
-  }
-  return ab / std::sqrt(aa * bb);
-}
+using test::cosine;
 
 TEST(CpuBfloat16, WithinTheHalfPrecisionBoundsOnThe01bShape) {
   if (!kernels::cpu::has_bf16()) GTEST_SKIP() << "this CPU has no AVX512-BF16";

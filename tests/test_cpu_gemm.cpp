@@ -15,9 +15,12 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
+#include "tests/vector_compare.h"
 
 namespace rwkv::kernels::cpu {
 namespace {
+
+using test::same_bits;
 
 std::vector<float> random_floats(size_t n, std::mt19937& rng) {
   std::normal_distribution<float> d(0.0f, 1.0f);
@@ -44,10 +47,6 @@ std::vector<Isa> runnable_isas() {
   if (best_isa() != Isa::kPortable) isas.push_back(Isa::kAvx2);
   if (best_isa() == Isa::kAvx512) isas.push_back(Isa::kAvx512);
   return isas;
-}
-
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
 TEST(CpuGemm, EveryKernelEqualsTheFmaChainBitForBit) {

@@ -23,9 +23,13 @@
 #include "kernels/cpu/gemm_int8.h"
 #include "tests/fixture_data.h"
 #include "tests/random_tokens.h"
+#include "tests/vector_compare.h"
 
 namespace rwkv {
 namespace {
+
+using test::cosine;
+using test::same_bits;
 
 using kernels::cpu::Int8Isa;
 using kernels::cpu::RowQuant;
@@ -78,10 +82,6 @@ struct Operands {
     return y;
   }
 };
-
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
 
 TEST(CpuInt8, EveryKernelGivesThePortableBits) {
   std::printf("[ info ] best int8 kernel on this CPU: %s\n",
@@ -197,16 +197,6 @@ TEST(CpuInt8, IsTheProductOfTheQuantizedOperands) {
 }
 
 // ---- The model in int8 against float32 ------------------------------------
-
-double cosine(const std::vector<float>& a, const std::vector<float>& b) {
-  double ab = 0, aa = 0, bb = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    ab += double(a[i]) * b[i];
-    aa += double(a[i]) * a[i];
-    bb += double(b[i]) * b[i];
-  }
-  return aa == 0 && bb == 0 ? 1.0 : ab / std::sqrt(aa * bb);
-}
 
 struct Agreement {
   double min_cosine = 1, mean_cosine = 0, max_logit_diff = 0;
