@@ -42,12 +42,9 @@ std::vector<float> random_floats(size_t n, std::mt19937& rng, float sigma = 1.0f
 }
 
 std::vector<Int8Isa> runnable_int8_isas() {
-  std::vector<Int8Isa> isas = {Int8Isa::kPortable};
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni"))
-    isas.push_back(Int8Isa::kAvxVnni);
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni"))
-    isas.push_back(Int8Isa::kAvx512Vnni);
+  std::vector<Int8Isa> isas;
+  for (const Int8Isa isa : {Int8Isa::kPortable, Int8Isa::kAvxVnni, Int8Isa::kAvx512Vnni})
+    if (kernels::cpu::cpu_runs(isa)) isas.push_back(isa);
   return isas;
 }
 

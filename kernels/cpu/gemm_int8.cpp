@@ -1,5 +1,6 @@
 #include "kernels/cpu/gemm_int8.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
 #include <omp.h>
 
@@ -258,16 +259,28 @@ const char* int8_isa_name(Int8Isa isa) {
                                      : "portable";
 }
 
+bool cpu_runs(Int8Isa isa) {
+  __builtin_cpu_init();
+  switch (isa) {
+    case Int8Isa::kAvx512Vnni:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
+    case Int8Isa::kAvxVnni: {
+      // AVX-VNNI is CPUID leaf 7, sub-leaf 1, EAX bit 4; read directly because
+      // clang 14's __builtin_cpu_supports does not know "avxvnni".
+      unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax >> 4 & 1);
+    }
+    case Int8Isa::kPortable:
+      return true;
+  }
+  return false;
+}
+
 Int8Isa best_int8_isa() {
-  static const Int8Isa isa = [] {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni"))
-      return Int8Isa::kAvx512Vnni;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("avxvnni"))
-      return Int8Isa::kAvxVnni;
-    return Int8Isa::kPortable;
-  }();
+  static const Int8Isa isa = cpu_runs(Int8Isa::kAvx512Vnni) ? Int8Isa::kAvx512Vnni
+                             : cpu_runs(Int8Isa::kAvxVnni)  ? Int8Isa::kAvxVnni
+                                                            : Int8Isa::kPortable;
   return isa;
 }
 

@@ -33,6 +33,8 @@ constexpr int kMaxInt8Depth = 65536;
 
 enum class Int8Isa { kPortable, kAvxVnni, kAvx512Vnni };
 const char* int8_isa_name(Int8Isa isa);
+// Whether this CPU runs the kernel (checked at run time).
+bool cpu_runs(Int8Isa isa);
 // The fastest int8 kernel this CPU runs (checked at run time); kPortable
 // when it has no VNNI, where int8 products would be slower than float32.
 Int8Isa best_int8_isa();
