@@ -6,7 +6,7 @@
 #include "api/api_error.h"
 #include "api/encoding.h"
 #include "api/json_fields.h"
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 
 namespace rwkv::api {
 
@@ -31,7 +31,7 @@ int32_t token_id(const json& value, const std::string& where) {
     throw input_error("'" + where + "' is " + std::to_string(*id) +
                       ": token ids must be between 0 and 65535");
   }
-  if (*id >= Tokenizer::kVocabSize) {
+  if (*id >= text::Tokenizer::kVocabSize) {
     // The usual sender: LangChain's OpenAIEmbeddings, which tokenizes with
     // tiktoken (cl100k_base, ids up to ~100k) before calling the API.
     throw input_error("'" + where + "' is " + std::to_string(*id) +

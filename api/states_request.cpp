@@ -3,7 +3,7 @@
 #include <set>
 
 #include "api/json_fields.h"
-#include "engine/state_store.h"
+#include "engine/states/state_store.h"
 
 namespace rwkv::api {
 
@@ -15,8 +15,8 @@ ApiError invalid_state_id(const std::string& id, const std::string& param) {
                                param);
 }
 
-StateDtype parse_state_dtype_param(const std::string& name, const std::string& param) {
-  if (const auto dtype = parse_state_dtype(name)) return *dtype;
+states::StateDtype parse_state_dtype_param(const std::string& name, const std::string& param) {
+  if (const auto dtype = states::parse_state_dtype(name)) return *dtype;
   throw ApiError::bad_request("'" + param + "' must be float32, float16, bfloat16 or int8, not '" +
                                   sanitize_utf8(name.substr(0, 200)) + "'",
                               param);
@@ -52,7 +52,7 @@ CreateStatesRequest parse_create_states_request(const json& body, const RequestL
       if (const json* id = find_field(item, "id")) {
         if (!id->is_string()) throw invalid_state_id(id->dump(), "documents");
         document.id = id->get<std::string>();
-        if (!valid_state_id(document.id)) throw invalid_state_id(document.id, "documents");
+        if (!states::valid_state_id(document.id)) throw invalid_state_id(document.id, "documents");
         if (!seen.insert(document.id).second)
           throw ApiError::bad_request(
               "'" + where + "': the id '" + document.id + "' is given twice", "documents");

@@ -10,7 +10,7 @@
 
 #include "api/api_error.h"
 #include "api/limits.h"
-#include "engine/state_blob.h"
+#include "engine/states/state_blob.h"
 
 namespace rwkv::api {
 
@@ -25,7 +25,8 @@ struct StateDocument {
 struct CreateStatesRequest {
   std::string model;                   // "" when absent
   std::optional<int64_t> ttl_seconds;  // 1..kMaxStateTtlSeconds
-  std::optional<StateDtype> dtype;     // how to store the states; the server's default when absent
+  std::optional<states::StateDtype>
+      dtype;  // how to store the states; the server's default when absent
   std::vector<StateDocument> documents;  // at least one; the client's ids are distinct
 };
 
@@ -36,7 +37,7 @@ CreateStatesRequest parse_create_states_request(const nlohmann::json& body,
                                                 const RequestLimits& limits = {});
 
 // A state dtype by name (`param` names the field or query parameter); 400 otherwise.
-StateDtype parse_state_dtype_param(const std::string& name, const std::string& param);
+states::StateDtype parse_state_dtype_param(const std::string& name, const std::string& param);
 
 // The 400 for an id that is not a valid state id (quoting at most 200 bytes of it).
 ApiError invalid_state_id(const std::string& id, const std::string& param);

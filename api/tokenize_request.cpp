@@ -4,7 +4,7 @@
 
 #include "api/api_error.h"
 #include "api/json_fields.h"
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 
 namespace rwkv::api {
 
@@ -63,8 +63,8 @@ std::vector<int32_t> parse_detokenize_request(const json& body) {
   ids.reserve(tokens->size());
   for (const json& token : *tokens) {
     const std::optional<int64_t> id = integer_value(token);
-    if (!id || *id < 0 || *id >= Tokenizer::kVocabSize ||
-        !Tokenizer::world().is_known(static_cast<int32_t>(*id)))
+    if (!id || *id < 0 || *id >= text::Tokenizer::kVocabSize ||
+        !text::Tokenizer::world().is_known(static_cast<int32_t>(*id)))
       throw ApiError::bad_request(
           "'tokens' holds " + describe_value(token) + ", not an id of the vocabulary", "tokens");
     ids.push_back(static_cast<int32_t>(*id));

@@ -20,10 +20,10 @@
 #include <vector>
 
 #include "bench/model_gemms.h"
-#include "engine/device_matrix.h"
-#include "engine/engine.h"
-#include "engine/random_model.h"
-#include "engine/tokenizer.h"
+#include "engine/io/random_model.h"
+#include "engine/model/device_matrix.h"
+#include "engine/model/engine.h"
+#include "engine/text/tokenizer.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_int8.h"
 
@@ -64,13 +64,14 @@ double time_bare_sgemm(const std::vector<Gemm>& gemms, int M, int reps) {
 double time_kernels(rwkv::kernels::MatmulDtype dtype, int threads, const std::vector<Gemm>& gemms,
                     int M, int reps) {
   auto backend = rwkv::kernels::make_cpu_backend(threads, dtype);
-  std::map<std::pair<int, int>, rwkv::DeviceMatrix> weights;  // one per distinct shape
+  std::map<std::pair<int, int>, rwkv::model::DeviceMatrix> weights;  // one per distinct shape
   int max_n = 1, max_k = 1;
   for (const Gemm& g : gemms) {
     if (!weights.count({g.n, g.k}))
-      weights.emplace(std::pair(g.n, g.k),
-                      rwkv::DeviceMatrix(*backend, std::vector<float>(size_t(g.n) * g.k, 0.02f),
-                                         g.n, g.k, rwkv::kernels::MatrixInput::kActivations));
+      weights.emplace(
+          std::pair(g.n, g.k),
+          rwkv::model::DeviceMatrix(*backend, std::vector<float>(size_t(g.n) * g.k, 0.02f), g.n,
+                                    g.k, rwkv::kernels::MatrixInput::kActivations));
     max_n = std::max(max_n, g.n);
     max_k = std::max(max_k, g.k);
   }
@@ -119,8 +120,8 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc)
       threads = std::atoi(argv[++i]);
   }
-  const rwkv::ModelShape shape = rwkv::ModelShape::tiny_01b();
-  const rwkv::Checkpoint ckpt = rwkv::make_random_embedding_checkpoint(shape, 1);
+  const rwkv::io::ModelShape shape = rwkv::io::ModelShape::tiny_01b();
+  const rwkv::io::Checkpoint ckpt = rwkv::io::make_random_embedding_checkpoint(shape, 1);
   const auto gemms = model_gemms(shape);
   const int reps = quick ? 1 : 2;
 
@@ -146,18 +147,19 @@ int main(int argc, char** argv) {
     std::vector<std::vector<int32_t>> inputs(c.B, std::vector<int32_t>(c.T));
     for (auto& in : inputs) {
       for (auto& t : in) t = id(rng);
-      in.back() = rwkv::Tokenizer::kEos;
+      in.back() = rwkv::text::Tokenizer::kEos;
     }
-    std::vector<rwkv::Engine::Sequence> seqs(inputs.begin(), inputs.end());
+    std::vector<rwkv::model::Engine::Sequence> seqs(inputs.begin(), inputs.end());
     const int M = c.T * c.B;
     const double flops = gemm_flops(gemms, M);
     const double bare = time_bare_sgemm(gemms, M, reps + 1);
     for (const auto dtype : dtypes) {
-      rwkv::EngineOptions opt;
+      rwkv::model::EngineOptions opt;
       opt.max_slots = c.B;
       opt.chunk_tokens = c.T;
       opt.max_step_tokens = c.T * c.B;
-      rwkv::Engine engine(rwkv::kernels::make_cpu_backend(threads, dtype), ckpt, nullptr, opt);
+      rwkv::model::Engine engine(rwkv::kernels::make_cpu_backend(threads, dtype), ckpt, nullptr,
+                                 opt);
       engine.run(seqs, {});  // warm-up: workspace allocation, thread start
       double best = 1e30;
       for (int r = 0; r < reps; ++r) {

@@ -44,21 +44,21 @@ int main() {
 
 #include "bench/bare_gemm.h"
 #include "bench/model_gemms.h"
-#include "engine/device_matrix.h"
-#include "engine/engine.h"
-#include "engine/random_model.h"
-#include "engine/tokenizer.h"
+#include "engine/io/random_model.h"
+#include "engine/model/device_matrix.h"
+#include "engine/model/engine.h"
+#include "engine/text/tokenizer.h"
 #include "kernels/cuda/cuda_backend.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using rwkv::Engine;
-using rwkv::EngineOptions;
 using rwkv::bench::Gemm;
 using rwkv::bench::gemm_flops;
 using rwkv::kernels::CudaOptions;
 using rwkv::kernels::MatmulDtype;
+using rwkv::model::Engine;
+using rwkv::model::EngineOptions;
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -86,7 +86,7 @@ std::vector<int32_t> random_ids(std::mt19937& rng, int n, bool eos_last) {
   std::uniform_int_distribution<int32_t> id(1, 65529);
   std::vector<int32_t> t(n);
   for (auto& x : t) x = id(rng);
-  if (eos_last) t.back() = rwkv::Tokenizer::kEos;
+  if (eos_last) t.back() = rwkv::text::Tokenizer::kEos;
   return t;
 }
 
@@ -102,14 +102,14 @@ class Bench {
  public:
   explicit Bench(const Options& o)
       : o_(o),
-        shape_(rwkv::ModelShape::tiny_01b()),
+        shape_(rwkv::io::ModelShape::tiny_01b()),
         gemms_(rwkv::bench::model_gemms(shape_)),
         start_(Clock::now()) {
     std::printf("building random 0.1B-shape checkpoints (L=%d C=%d F=%d)...\n", shape_.layers,
                 shape_.channels, shape_.ffn);
     std::fflush(stdout);
-    model_ = rwkv::make_random_embedding_checkpoint(shape_, 1);
-    reranker_ = rwkv::make_random_reranker_checkpoint(shape_, 2);
+    model_ = rwkv::io::make_random_embedding_checkpoint(shape_, 1);
+    reranker_ = rwkv::io::make_random_reranker_checkpoint(shape_, 2);
     const auto probe = rwkv::kernels::make_cuda_backend(o.device);
     std::printf("device: %s\nmatrix FLOPs per token: %.1f M; budget %.0f s; max step %d tokens\n\n",
                 probe->name().c_str(), gemm_flops(gemms_, 1) / 1e6, o.budget, o.max_step);
@@ -186,13 +186,13 @@ class Bench {
       auto be = rwkv::kernels::make_cuda_backend(o_.device, {dtype});
       be->reserve_matmul(o_.max_step, shape_.ffn);
       const size_t elements = size_t(o_.max_step) * shape_.ffn;
-      rwkv::DeviceArray x(*be, std::vector<float>(elements, 0.01f)), y(*be, elements);
+      rwkv::model::DeviceArray x(*be, std::vector<float>(elements, 0.01f)), y(*be, elements);
       for (const Shape& s : shapes) {
         // The FFN value product's input is relu²: bfloat16 in float16 mode.
         const auto input = s.k == shape_.ffn ? rwkv::kernels::MatrixInput::kUnbounded
                                              : rwkv::kernels::MatrixInput::kActivations;
-        const rwkv::DeviceMatrix w(*be, std::vector<float>(size_t(s.n) * s.k, 0.01f), s.n, s.k,
-                                   input);
+        const rwkv::model::DeviceMatrix w(*be, std::vector<float>(size_t(s.n) * s.k, 0.01f), s.n,
+                                          s.k, input);
         std::printf("%-8s %-22s", name(dtype), s.what);
         for (int M : {4096, 16384, 65536}) {
           if (M > o_.max_step) {
@@ -245,7 +245,7 @@ class Bench {
           docs.push_back(random_ids(rng, doc_len, false));
           online.push_back(docs.back());
           online.back().insert(online.back().end(), query.begin(), query.end());
-          online.back().push_back(rwkv::Tokenizer::kEos);
+          online.back().push_back(rwkv::text::Tokenizer::kEos);
         }
         std::vector<Engine::Sequence> seqs(online.begin(), online.end());
         engine->run(std::span(seqs).first(std::min(pairs, 4)), nothing_but(true, false));
@@ -321,11 +321,11 @@ class Bench {
     // Inputs for the largest case, shared by both backends (one device):
     // decay 0.9, small values elsewhere, stable and the same work as real data.
     const size_t elements = size_t(max_tokens) * C;
-    WkvBuffers buf{rwkv::DeviceArray(*sequential, std::vector<float>(elements, 0.01f)),
-                   rwkv::DeviceArray(*sequential, std::vector<float>(elements, 0.9f)),
-                   rwkv::DeviceArray(*sequential, elements),
-                   rwkv::DeviceArray(*sequential, size_t(64) * H * 64 * 64),
-                   rwkv::DeviceInts(*sequential, size_t(max_tokens))};
+    WkvBuffers buf{rwkv::model::DeviceArray(*sequential, std::vector<float>(elements, 0.01f)),
+                   rwkv::model::DeviceArray(*sequential, std::vector<float>(elements, 0.9f)),
+                   rwkv::model::DeviceArray(*sequential, elements),
+                   rwkv::model::DeviceArray(*sequential, size_t(64) * H * 64 * 64),
+                   rwkv::model::DeviceInts(*sequential, size_t(max_tokens))};
     for (int seqs : {1, 4, 16, 64}) {
       int crossover = 0;
       for (int len : {64, 256, 1024, 4096, 16384}) {
@@ -389,7 +389,7 @@ class Bench {
   double offline_query_seconds(Engine& engine, const std::vector<Engine::Result>& cached,
                                const std::vector<int32_t>& query, int reps) {
     std::vector<int32_t> query_eos = query;
-    query_eos.push_back(rwkv::Tokenizer::kEos);
+    query_eos.push_back(rwkv::text::Tokenizer::kEos);
     std::vector<Engine::Sequence> queries;
     for (const auto& c : cached) queries.push_back({query_eos, &c.state});
     engine.run(std::span(queries).first(std::min<size_t>(queries.size(), 4)),
@@ -404,8 +404,8 @@ class Bench {
   }
 
   struct WkvBuffers {
-    rwkv::DeviceArray inputs, decay, y, state;
-    rwkv::DeviceInts tokens;
+    rwkv::model::DeviceArray inputs, decay, y, state;
+    rwkv::model::DeviceInts tokens;
   };
 
   // The WKV op alone over `seqs` sequences of `len` tokens, best of 5.
@@ -413,7 +413,7 @@ class Bench {
     std::vector<int32_t> starts(seqs + 1), slots(seqs);
     for (int s = 0; s <= seqs; ++s) starts[s] = s * len;
     for (int s = 0; s < seqs; ++s) slots[s] = s;
-    const rwkv::DeviceInts d_starts(be, starts), d_slots(be, slots);
+    const rwkv::model::DeviceInts d_starts(be, starts), d_slots(be, slots);
     be.zero(buf.state.get(), buf.state.size() * sizeof(float));
     const rwkv::kernels::PackedBatch batch{seqs * len, seqs, buf.tokens.get(), d_starts.get(),
                                            d_slots.get()};
@@ -458,10 +458,10 @@ class Bench {
   }
 
   Options o_;
-  rwkv::ModelShape shape_;
+  rwkv::io::ModelShape shape_;
   std::vector<Gemm> gemms_;
   Clock::time_point start_;
-  rwkv::Checkpoint model_, reranker_;
+  rwkv::io::Checkpoint model_, reranker_;
   std::unique_ptr<rwkv::bench::BareGemm> bare_;
   std::map<std::pair<MatmulDtype, int>, double> bare_times_;
   std::map<MatmulDtype, double> slowest_rate_;

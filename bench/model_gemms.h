@@ -1,10 +1,10 @@
-// The matrix products of one RWKV-7 forward pass (as engine/model.cpp runs
+// The matrix products of one RWKV-7 forward pass (as engine/model/model.cpp runs
 // them), so benchmarks can time bare GEMMs on exactly the model's shapes.
 #pragma once
 
 #include <vector>
 
-#include "engine/random_model.h"
+#include "engine/io/random_model.h"
 
 namespace rwkv::bench {
 
@@ -12,7 +12,7 @@ struct Gemm {
   int n, k;  // y[M, n] = x[M, k] · W[n, k]ᵀ
 };
 
-inline std::vector<Gemm> model_gemms(const ModelShape& s) {
+inline std::vector<Gemm> model_gemms(const io::ModelShape& s) {
   std::vector<Gemm> g;
   const int C = s.channels;
   for (int l = 0; l < s.layers; ++l) {

@@ -32,11 +32,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/engine.h"
-#include "engine/random_model.h"
-#include "engine/state_blob.h"
-#include "engine/templates.h"
-#include "engine/tokenizer.h"
+#include "engine/io/random_model.h"
+#include "engine/model/engine.h"
+#include "engine/states/state_blob.h"
+#include "engine/text/prompt_templates.h"
+#include "engine/text/tokenizer.h"
 
 namespace {
 
@@ -100,13 +100,13 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  const ModelShape shape = ModelShape::tiny_01b();
-  const Checkpoint model = make_random_embedding_checkpoint(shape, 1);
-  const Checkpoint reranker = make_random_reranker_checkpoint(shape, 2);
-  Engine engine(kernels::make_cpu_backend(threads, dtype), model,
-                &reranker);  // default options, as the server
-  const ModelFingerprint fingerprint = model_fingerprint(model);
-  const StateShape state_shape = state_shape_of(engine.model());
+  const io::ModelShape shape = io::ModelShape::tiny_01b();
+  const io::Checkpoint model = io::make_random_embedding_checkpoint(shape, 1);
+  const io::Checkpoint reranker = io::make_random_reranker_checkpoint(shape, 2);
+  model::Engine engine(kernels::make_cpu_backend(threads, dtype), model,
+                       &reranker);  // default options, as the server
+  const io::ModelFingerprint fingerprint = io::model_fingerprint(model);
+  const states::StateShape state_shape = engine.state_shape();
   const auto& opt = engine.options();
   std::printf(
       "model: random 0.1B shape (L=%d C=%d H=%d); engine: %d slots, %d tokens/step, chunks of "
@@ -125,24 +125,24 @@ int main(int argc, char** argv) {
     for (auto& x : t) x = token(rng);
     return t;
   };
-  const Tokenizer& tok = Tokenizer::world();
+  const text::Tokenizer& tok = text::Tokenizer::world();
   const std::vector<int32_t> doc_head =
-      tok.encode(std::string(kRerankInstruction) + "Document: ", false);
+      tok.encode(std::string(text::kRerankInstruction) + "Document: ", false);
   const std::vector<int32_t> doc_tail = tok.encode("\n", false);
-  const std::vector<int32_t> query_head = tok.encode(rerank_query_text(""), false);
-  const std::vector<int32_t> eos = {Tokenizer::kEos};
+  const std::vector<int32_t> query_head = tok.encode(text::rerank_query_text(""), false);
+  const std::vector<int32_t> eos = {text::Tokenizer::kEos};
   const std::vector<int32_t> query_body = random_tokens(query_len);
   const std::vector<int32_t> query = concat({&query_head, &query_body, &eos});
 
-  Engine::Wanted state_only;
+  model::Engine::Wanted state_only;
   state_only.heads = {false, false, false};
   state_only.state = true;
-  Engine::Wanted score;
+  model::Engine::Wanted score;
   score.heads = {false, false, false};
   score.rerank = true;
 
   {  // warm-up: workspaces, threads
-    const Engine::Sequence s{query};
+    const model::Engine::Sequence s{query};
     engine.run(std::span(&s, 1), score);
   }
 
@@ -158,30 +158,30 @@ int main(int argc, char** argv) {
 
     // The document's state, once (what POST /v1/states computes), as a blob.
     auto t0 = Clock::now();
-    const Engine::Sequence doc_seq{document};
-    const SequenceState state = engine.run(std::span(&doc_seq, 1), state_only)[0].state;
+    const model::Engine::Sequence doc_seq{document};
+    const states::SequenceState state = engine.run(std::span(&doc_seq, 1), state_only)[0].state;
     const double state_seconds = seconds_since(t0);
-    const std::string blob =
-        encode_state(state, fingerprint, state_shape, StateDtype::kFloat32, document.size());
-    const size_t half_bytes = state_blob_size(state_shape, StateDtype::kFloat16);
+    const std::string blob = states::encode_state(state, fingerprint, state_shape,
+                                                  states::StateDtype::kFloat32, document.size());
+    const size_t half_bytes = states::state_blob_size(state_shape, states::StateDtype::kFloat16);
 
     // Offline: decode per pair (the server decodes every state document), then the queries.
     double offline_seconds = 1e30, online_seconds = 1e30;
-    std::vector<Engine::Result> offline_results, online_results;
+    std::vector<model::Engine::Result> offline_results, online_results;
     for (int rep = 0; rep < reps; ++rep) {
       t0 = Clock::now();
-      std::vector<SequenceState> states;
+      std::vector<states::SequenceState> states;
       states.reserve(pairs);
       for (int i = 0; i < pairs; ++i)
-        states.push_back(decode_state(blob, fingerprint, state_shape));
-      std::vector<Engine::Sequence> queries;
+        states.push_back(states::decode_state(blob, fingerprint, state_shape));
+      std::vector<model::Engine::Sequence> queries;
       for (const auto& s : states) queries.push_back({query, &s});
       offline_results = engine.run(queries, score);
       offline_seconds = std::min(offline_seconds, seconds_since(t0));
 
       // Online: whole pairs.
       t0 = Clock::now();
-      std::vector<Engine::Sequence> full(online_pairs, Engine::Sequence{online});
+      std::vector<model::Engine::Sequence> full(online_pairs, model::Engine::Sequence{online});
       online_results = engine.run(full, score);
       online_seconds = std::min(online_seconds, seconds_since(t0));
     }

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 
 namespace {
 
@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
 
     const double rss0 = rss_mib();
     const auto t_load = Clock::now();
-    const rwkv::Tokenizer& tok = rwkv::Tokenizer::world();
+    const rwkv::text::Tokenizer& tok = rwkv::text::Tokenizer::world();
     const double load_ms = seconds_since(t_load) * 1e3;
 #if defined(__GLIBC__)
     malloc_trim(0);  // hand the parser's temporaries back, so RSS shows what stays

@@ -1,6 +1,6 @@
 // The compute interface the model is written against. Each backend (kernels/cpu,
 // kernels/cuda) implements these ops over its own memory; the forward pass in
-// engine/model.cpp calls only these, so the model math exists once.
+// engine/model/model.cpp calls only these, so the model math exists once.
 //
 // Conventions: activations are float32 row-major [tokens, channels]; matrices are
 // stored [out, in] (torch Linear layout) so every product is y = x · Wᵀ; all

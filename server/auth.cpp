@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "engine/sha256.h"
+#include "engine/common/sha256.h"
 
 namespace rwkv::server {
 
@@ -19,13 +19,13 @@ bool authorized(const std::vector<std::string>& keys, std::string_view header) {
   if (!header.starts_with(kBearer)) return false;
   // Digests of equal length: the time taken reveals neither the contents nor
   // the lengths of the keys.
-  auto bytes = [](const Sha256Digest& d) {
+  auto bytes = [](const common::Sha256Digest& d) {
     return std::string_view(reinterpret_cast<const char*>(d.data()), d.size());
   };
-  const Sha256Digest presented = sha256(header.substr(kBearer.size()));
+  const common::Sha256Digest presented = common::sha256(header.substr(kBearer.size()));
   bool ok = false;
   for (const std::string& key : keys)  // no early exit
-    ok |= constant_time_equal(bytes(presented), bytes(sha256(key)));
+    ok |= constant_time_equal(bytes(presented), bytes(common::sha256(key)));
   return ok;
 }
 
@@ -34,8 +34,9 @@ std::string state_owner(const std::vector<std::string>& keys, std::string_view h
   constexpr std::string_view kBearer = "Bearer ";
   const std::string_view presented =
       header.starts_with(kBearer) ? header.substr(kBearer.size()) : header;
-  const auto digest = sha256(std::string("rwkv-emb-server state owner\n").append(presented));
-  return to_hex(digest.data(), 16);
+  const auto digest =
+      common::sha256(std::string("rwkv-emb-server state owner\n").append(presented));
+  return common::to_hex(digest.data(), 16);
 }
 
 }  // namespace rwkv::server

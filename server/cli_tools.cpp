@@ -7,10 +7,10 @@
 #include <vector>
 
 #include "api/input_protocol.h"
-#include "engine/checkpoint.h"
-#include "engine/engine.h"
-#include "engine/templates.h"
-#include "engine/tokenizer.h"
+#include "engine/io/checkpoint.h"
+#include "engine/model/engine.h"
+#include "engine/text/prompt_templates.h"
+#include "engine/text/tokenizer.h"
 #include "server/inputs.h"
 
 namespace rwkv::cli {
@@ -23,7 +23,7 @@ struct ModelOptions {
   std::string model;
   std::string device = "cpu";
   int threads = 0;
-  EngineOptions engine;
+  model::EngineOptions engine;
 };
 
 void add_model_options(CLI::App& cmd, ModelOptions& o) {
@@ -34,12 +34,13 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
   cmd.add_option("--chunk-tokens", o.engine.chunk_tokens, "Longest piece of a sequence per step");
 }
 
-std::unique_ptr<Engine> make_engine(const ModelOptions& o, const std::string& reranker_path = "") {
-  const Checkpoint model = load_checkpoint(o.model);
-  std::optional<Checkpoint> reranker;
-  if (!reranker_path.empty()) reranker = load_checkpoint(reranker_path);
-  return std::make_unique<Engine>(kernels::make_cpu_backend(o.threads), model,
-                                  reranker ? &*reranker : nullptr, o.engine);
+std::unique_ptr<model::Engine> make_engine(const ModelOptions& o,
+                                           const std::string& reranker_path = "") {
+  const io::Checkpoint model = io::load_checkpoint(o.model);
+  std::optional<io::Checkpoint> reranker;
+  if (!reranker_path.empty()) reranker = io::load_checkpoint(reranker_path);
+  return std::make_unique<model::Engine>(kernels::make_cpu_backend(o.threads), model,
+                                         reranker ? &*reranker : nullptr, o.engine);
 }
 
 // Reads stdin line by line; blank lines are skipped. A line that is not valid
@@ -78,7 +79,8 @@ EmbedLine parse_embed_line(const json& v, int line) {
   for (size_t k = 0; k < v.size(); ++k) {
     const json& x = v[k];
     // Every id below 65536 is a row of the embedding table (as in the API).
-    if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() >= Tokenizer::kVocabSize)
+    if (!x.is_number_integer() || x.get<int64_t>() < 0 ||
+        x.get<int64_t>() >= text::Tokenizer::kVocabSize)
       throw std::runtime_error(where + ": token id at position " + std::to_string(k) +
                                " must be an integer in [0, 65535]");
     out.ids.push_back(x.get<int32_t>());
@@ -95,7 +97,8 @@ void add_tokenize_command(CLI::App& app) {
   cmd->add_flag("--no-eos", *no_eos, "Do not append the EOS token (65535)");
   cmd->callback([no_eos] {
     for_each_json_line([&](const json& v, int line) {
-      std::cout << json(Tokenizer::world().encode(expect_string(v, line), !*no_eos)).dump() << '\n';
+      std::cout << json(text::Tokenizer::world().encode(expect_string(v, line), !*no_eos)).dump()
+                << '\n';
     });
   });
 }
@@ -145,10 +148,10 @@ void add_embed_command(CLI::App& app) {
                                : std::move(in.ids));
     });
     auto engine = make_engine(*o);
-    std::vector<Engine::Sequence> seqs;
+    std::vector<model::Engine::Sequence> seqs;
     for (const auto& ids : inputs) seqs.push_back({ids});
-    const Head head = server::head_of(type);
-    Engine::Wanted wanted;
+    const model::EmbeddingHead head = server::head_of(type);
+    model::Engine::Wanted wanted;
     wanted.heads = {false, false, false};
     wanted.heads[static_cast<int>(head)] = true;
     auto results = engine->run(seqs, wanted);
@@ -157,7 +160,7 @@ void add_embed_command(CLI::App& app) {
       if (e.empty())
         throw std::runtime_error("input " + std::to_string(i + 1) +
                                  " has no EOS token (65535) to pool");
-      if (!*raw) l2_normalize(e);
+      if (!*raw) model::l2_normalize(e);
       std::cout << json(e).dump() << '\n';
     }
   });
@@ -180,25 +183,26 @@ void add_rerank_command(CLI::App& app) {
     std::vector<std::string> docs;
     for_each_json_line([&](const json& v, int line) { docs.push_back(expect_string(v, line)); });
     auto engine = make_engine(*o, *reranker);
-    const Tokenizer& tok = Tokenizer::world();
-    Engine::Wanted wanted;
+    const text::Tokenizer& tok = text::Tokenizer::world();
+    model::Engine::Wanted wanted;
     wanted.heads = {false, false, false};
     wanted.rerank = true;
     std::vector<std::vector<int32_t>> ids;
-    std::vector<Engine::Result> results;
+    std::vector<model::Engine::Result> results;
     if (*mode == "online") {
-      for (const auto& d : docs) ids.push_back(tok.encode(rerank_online_text(d, *query), true));
-      std::vector<Engine::Sequence> seqs(ids.begin(), ids.end());
+      for (const auto& d : docs)
+        ids.push_back(tok.encode(text::rerank_online_text(d, *query), true));
+      std::vector<model::Engine::Sequence> seqs(ids.begin(), ids.end());
       results = engine->run(seqs, wanted);
     } else {
-      for (const auto& d : docs) ids.push_back(tok.encode(rerank_document_text(d), false));
-      std::vector<Engine::Sequence> doc_seqs(ids.begin(), ids.end());
-      Engine::Wanted state_only;
+      for (const auto& d : docs) ids.push_back(tok.encode(text::rerank_document_text(d), false));
+      std::vector<model::Engine::Sequence> doc_seqs(ids.begin(), ids.end());
+      model::Engine::Wanted state_only;
       state_only.heads = {false, false, false};
       state_only.state = true;
       const auto doc_states = engine->run(doc_seqs, state_only);
-      const std::vector<int32_t> query_ids = tok.encode(rerank_query_text(*query), true);
-      std::vector<Engine::Sequence> seqs;
+      const std::vector<int32_t> query_ids = tok.encode(text::rerank_query_text(*query), true);
+      std::vector<model::Engine::Sequence> seqs;
       for (const auto& d : doc_states) seqs.push_back({query_ids, &d.state});
       results = engine->run(seqs, wanted);
     }

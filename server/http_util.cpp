@@ -84,20 +84,20 @@ Failure failure_of(std::exception_ptr failure, const RequestRecord& r) {
     std::rethrow_exception(failure);
   } catch (const api::ApiError& e) {
     return {e};
-  } catch (const InvalidTokens& e) {
+  } catch (const model::InvalidTokens& e) {
     return {api::ApiError::bad_request(e.what())};
-  } catch (const QueueFull& e) {
+  } catch (const scheduling::QueueFull& e) {
     return {api::ApiError::too_many_requests(std::string(e.what()) + "; retry later"), "1"};
-  } catch (const ShuttingDown& e) {
+  } catch (const scheduling::ShuttingDown& e) {
     return {api::ApiError::unavailable(e.what()), "5"};
-  } catch (const StateStoreUnavailable& e) {
+  } catch (const states::StateStoreUnavailable& e) {
     log_fault(e.what());
     return {api::ApiError::unavailable(
                 "the state store is unavailable (see the server log); retry later"),
             "5"};
-  } catch (const StateStoreFull& e) {
+  } catch (const states::StateStoreFull& e) {
     return {api::ApiError(507, e.what())};
-  } catch (const Cancelled&) {
+  } catch (const scheduling::Cancelled&) {
     return {api::ApiError(499, "the client went away")};
   } catch (const std::exception& e) {
     log_fault(e.what());
@@ -130,7 +130,7 @@ std::string dump(const nlohmann::json& body) {
 // Waits for `pending` until `until`, cancelling it when the client closes its
 // connection. True once its outcome is known: done, failed, or cancelled
 // (wait() then throws Cancelled).
-bool await_outcome(PendingRequest& pending, Clock::time_point until) {
+bool await_outcome(scheduling::PendingRequest& pending, Clock::time_point until) {
   for (;;) {
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now());
     if (pending.wait_for(std::clamp(left, std::chrono::milliseconds(0), kClientCheck))) return true;
@@ -227,8 +227,8 @@ void send_method_not_allowed(httplib::Response& res, const std::vector<RouteSpec
 }
 
 void respond_when_done(httplib::Response& res, ServerContext& ctx,
-                       std::shared_ptr<PendingRequest> pending,
-                       std::function<nlohmann::json(std::vector<Engine::Result>&)> build) {
+                       std::shared_ptr<scheduling::PendingRequest> pending,
+                       std::function<nlohmann::json(std::vector<model::Engine::Result>&)> build) {
   const auto interval = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double>(ctx.options.heartbeat_seconds));
   if (interval <= Clock::duration::zero() || await_outcome(*pending, Clock::now() + interval)) {

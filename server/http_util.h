@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "api/api_error.h"
-#include "engine/scheduler.h"
+#include "engine/scheduling/scheduler.h"
 #include "server/route_table.h"
 #include "server/server_context.h"
 
@@ -58,7 +58,7 @@ nlohmann::json json_body(const httplib::Request& req);
 // whitespace) every interval, then the JSON; a failure after that point can
 // only be told in the body (an error body, logged and counted as its status).
 void respond_when_done(httplib::Response& res, ServerContext& ctx,
-                       std::shared_ptr<PendingRequest> pending,
-                       std::function<nlohmann::json(std::vector<Engine::Result>&)> build);
+                       std::shared_ptr<scheduling::PendingRequest> pending,
+                       std::function<nlohmann::json(std::vector<model::Engine::Result>&)> build);
 
 }  // namespace rwkv::server

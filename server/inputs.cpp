@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "api/api_error.h"
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 
 namespace rwkv::server {
 namespace {
@@ -24,21 +24,21 @@ void append_pieces(std::span<const int32_t> part, std::vector<int32_t>& out) {
     const size_t start = std::min(part.size(), k * piece);
     const size_t end = std::min(part.size(), start + piece);
     out.insert(out.end(), part.begin() + start, part.begin() + end);
-    out.push_back(Tokenizer::kEos);
+    out.push_back(text::Tokenizer::kEos);
   }
 }
 
 }  // namespace
 
-Head head_of(api::InputType type) {
+model::EmbeddingHead head_of(api::InputType type) {
   switch (type) {
     case api::InputType::kSts:
-      return Head::kSts;
+      return model::EmbeddingHead::kSts;
     case api::InputType::kClassification:
     case api::InputType::kClustering:
-      return Head::kClassification;
+      return model::EmbeddingHead::kClassification;
     default:
-      return Head::kRetrieval;
+      return model::EmbeddingHead::kRetrieval;
   }
 }
 
@@ -48,14 +48,14 @@ std::vector<int32_t> eos_layout(std::span<const int32_t> text_ids, api::EosProto
   if (protocol == api::EosProtocol::kSingle) {
     out.reserve(n + 1);
     out.assign(text_ids.begin(), text_ids.end());
-    out.push_back(Tokenizer::kEos);
+    out.push_back(text::Tokenizer::kEos);
     return out;
   }
   if (n < kProtocolChunk) {  // short: the whole text once per EOS
     out.reserve(kProtocolEos * (n + 1));
     for (size_t k = 0; k < kProtocolEos; ++k) {
       out.insert(out.end(), text_ids.begin(), text_ids.end());
-      out.push_back(Tokenizer::kEos);
+      out.push_back(text::Tokenizer::kEos);
     }
     return out;
   }
@@ -109,7 +109,7 @@ PreparedText InputPreprocessor::prepare(std::string_view text, api::InputType ty
                                         const api::TextOptions& options, size_t max_tokens,
                                         api::Truncate truncate, const std::string& where,
                                         const std::string& param) const {
-  const Tokenizer& tok = Tokenizer::world();
+  const text::Tokenizer& tok = text::Tokenizer::world();
   const std::string& description =
       options.instruction ? *options.instruction : this->description(type);
   std::vector<int32_t> ids = tok.encode(text, false);
@@ -138,7 +138,7 @@ std::vector<int32_t> embedding_tokens(std::vector<int32_t> ids, const std::strin
   // Ids without EOS have no embedding (upstream pools nothing: NaN). Their
   // usual sender is LangChain's OpenAIEmbeddings, whose tiktoken ids are
   // mostly < 65536 too: appending EOS would embed them as garbage, silently.
-  if (std::find(ids.begin(), ids.end(), Tokenizer::kEos) == ids.end())
+  if (std::find(ids.begin(), ids.end(), text::Tokenizer::kEos) == ids.end())
     throw api::ApiError::bad_request(
         where +
             " has no EOS token (65535). Token ids are used as given, and the embedding pools "

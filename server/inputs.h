@@ -14,7 +14,7 @@
 
 #include "api/cohere_embed.h"
 #include "api/input_protocol.h"
-#include "engine/engine.h"
+#include "engine/model/engine.h"
 
 namespace rwkv::server {
 
@@ -24,7 +24,7 @@ inline constexpr size_t kProtocolChunk = 512;
 inline constexpr size_t kProtocolEos = kProtocolContext / kProtocolChunk;  // 4
 
 // The head an input type is embedded with.
-Head head_of(api::InputType type);
+model::EmbeddingHead head_of(api::InputType type);
 
 // `text_ids` (no EOS) laid out with the EOS tokens of `protocol`.
 std::vector<int32_t> eos_layout(std::span<const int32_t> text_ids, api::EosProtocol protocol);

@@ -151,8 +151,9 @@ void Metrics::set_queue(size_t requests, size_t tokens) {
 }
 
 void Metrics::update_state_metrics() const {
-  const DecodedStateCacheStats cache = cache_source_ ? cache_source_() : DecodedStateCacheStats{};
-  std::optional<StateStoreStats> store;
+  const states::DecodedStateCacheStats cache =
+      cache_source_ ? cache_source_() : states::DecodedStateCacheStats{};
+  std::optional<states::StateStoreStats> store;
   try {
     if (state_source_) store = state_source_();
   } catch (const std::exception&) {

@@ -12,8 +12,8 @@
 #include <mutex>
 #include <string>
 
-#include "engine/decoded_state_cache.h"
-#include "engine/state_store.h"
+#include "engine/states/decoded_state_cache.h"
+#include "engine/states/state_store.h"
 
 namespace rwkv::server {
 
@@ -28,12 +28,12 @@ class Metrics {
   void set_queue(size_t requests, size_t tokens);
 
   // Where the state store's numbers come from; read at every serialize().
-  void set_state_source(std::function<StateStoreStats()> source) {
+  void set_state_source(std::function<states::StateStoreStats()> source) {
     state_source_ = std::move(source);
   }
 
   // Where the decoded-state cache's numbers come from; read at every serialize().
-  void set_state_cache_source(std::function<DecodedStateCacheStats()> source) {
+  void set_state_cache_source(std::function<states::DecodedStateCacheStats()> source) {
     cache_source_ = std::move(source);
   }
   // The state bytes one request read from the store (its cache misses).
@@ -52,14 +52,14 @@ class Metrics {
   prometheus::Histogram& step_tokens_;
   prometheus::Histogram& step_seconds_;
   prometheus::Counter& tokens_processed_;
-  std::function<StateStoreStats()> state_source_;
+  std::function<states::StateStoreStats()> state_source_;
   prometheus::Gauge& states_stored_;
   prometheus::Gauge& state_bytes_;
   prometheus::Counter& state_hits_;
   prometheus::Counter& state_misses_;
   prometheus::Counter& state_evictions_;
   prometheus::Counter& state_corrupted_;
-  std::function<DecodedStateCacheStats()> cache_source_;
+  std::function<states::DecodedStateCacheStats()> cache_source_;
   prometheus::Gauge& cache_entries_;
   prometheus::Gauge& cache_bytes_;
   prometheus::Counter& cache_hits_;
@@ -67,8 +67,8 @@ class Metrics {
   prometheus::Counter& cache_evictions_;
   prometheus::Histogram& fetch_bytes_;
   mutable std::mutex state_mutex_;
-  mutable StateStoreStats state_last_;         // counters already exported
-  mutable DecodedStateCacheStats cache_last_;  // counters already exported
+  mutable states::StateStoreStats state_last_;         // counters already exported
+  mutable states::DecodedStateCacheStats cache_last_;  // counters already exported
   void update_state_metrics() const;
 };
 

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "engine/sha256.h"
+#include "engine/common/sha256.h"
 
 namespace rwkv::server {
 namespace {
@@ -143,14 +143,14 @@ std::string fetch_released_file(std::string_view file, const DownloadOptions& op
   spdlog::info("{}: fetching {}", file, url);
   remove_abandoned_parts(destination);
   PartialFile partial(destination);
-  Sha256 hash;
+  common::Sha256 hash;
   const std::string published =
       http_download(url, std::string(file), options.token, [&](std::string_view piece) {
         hash.update(piece);
         return partial.write(piece);
       });
-  const Sha256Digest digest = hash.finish();
-  const std::string computed = to_hex(digest.data(), digest.size());
+  const common::Sha256Digest digest = hash.finish();
+  const std::string computed = common::to_hex(digest.data(), digest.size());
   if (published.empty())
     throw DownloadError(url +
                         " published no SHA-256 (X-Linked-Etag or ETag header); refusing "

@@ -26,8 +26,8 @@ void check_dimensions(const ServerContext& ctx, std::optional<int> dims, const c
         param);
 }
 
-SequenceJob embedding_job(std::vector<int32_t> tokens, Head head) {
-  SequenceJob job;
+scheduling::SequenceJob embedding_job(std::vector<int32_t> tokens, model::EmbeddingHead head) {
+  scheduling::SequenceJob job;
   job.tokens = std::move(tokens);
   job.wanted.heads = {false, false, false};
   job.wanted.heads[static_cast<int>(head)] = true;
@@ -35,12 +35,12 @@ SequenceJob embedding_job(std::vector<int32_t> tokens, Head head) {
 }
 
 // The wanted head's vector of each result, L2-normalized when asked.
-std::vector<std::vector<float>> vectors_of(std::vector<Engine::Result>& results, Head head,
-                                           bool normalize) {
+std::vector<std::vector<float>> vectors_of(std::vector<model::Engine::Result>& results,
+                                           model::EmbeddingHead head, bool normalize) {
   std::vector<std::vector<float>> out;
   for (auto& r : results) {
     std::vector<float>& v = r.embeddings[static_cast<int>(head)];
-    if (normalize) l2_normalize(v);
+    if (normalize) model::l2_normalize(v);
     out.push_back(std::move(v));
   }
   return out;
@@ -54,8 +54,8 @@ void openai_embeddings(ServerContext& ctx, const httplib::Request& req, httplib:
   check_model(ctx, r.model);
   check_dimensions(ctx, r.dimensions, "dimensions");
   const api::InputType type = ctx.input_type_for(r.text, r.model);
-  const Head head = head_of(type);
-  std::vector<SequenceJob> jobs;
+  const model::EmbeddingHead head = head_of(type);
+  std::vector<scheduling::SequenceJob> jobs;
   int64_t tokens = 0;
   for (size_t i = 0; i < r.inputs.size(); ++i) {
     const std::string where = "input[" + std::to_string(i) + "]";
@@ -71,7 +71,7 @@ void openai_embeddings(ServerContext& ctx, const httplib::Request& req, httplib:
   }
   const std::string model = r.model.empty() ? ctx.model_name() : r.model;
   respond_when_done(res, ctx, ctx.scheduler->submit(std::move(jobs)),
-                    [=](std::vector<Engine::Result>& results) {
+                    [=](std::vector<model::Engine::Result>& results) {
                       return api::embeddings_response(vectors_of(results, head, r.normalize),
                                                       r.base64, model, tokens);
                     });
@@ -83,10 +83,10 @@ void cohere_embed(ServerContext& ctx, int version, const httplib::Request& req,
       json_body(req), version, ctx.engine->channels(), ctx.request_limits());
   check_model(ctx, r.model);
   const api::InputType type = ctx.input_type_for(r.text, r.model);
-  const Head head = head_of(type);
+  const model::EmbeddingHead head = head_of(type);
   size_t max_tokens = ctx.options.max_input_tokens;
   if (r.max_tokens) max_tokens = std::min(max_tokens, size_t(*r.max_tokens));
-  std::vector<SequenceJob> jobs;
+  std::vector<scheduling::SequenceJob> jobs;
   int64_t tokens = 0;
   for (size_t i = 0; i < r.texts.size(); ++i) {
     jobs.push_back(embedding_job(ctx.inputs
@@ -97,7 +97,7 @@ void cohere_embed(ServerContext& ctx, int version, const httplib::Request& req,
     tokens += int64_t(jobs.back().tokens.size());
   }
   respond_when_done(res, ctx, ctx.scheduler->submit(std::move(jobs)),
-                    [=](std::vector<Engine::Result>& results) {
+                    [=](std::vector<model::Engine::Result>& results) {
                       return api::cohere_embed_response(r, vectors_of(results, head, true), tokens);
                     });
 }

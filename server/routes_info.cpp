@@ -2,7 +2,7 @@
 #include <ctime>
 
 #include "api/tokenize_request.h"
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 #include "server/http_server.h"
 #include "server/http_util.h"
 
@@ -12,7 +12,7 @@ namespace {
 using nlohmann::json;
 
 json model_card(const ServerContext& ctx, const std::string& name) {
-  const EmbeddingWeights& m = ctx.engine->model();
+  const model::EmbeddingWeights& m = ctx.engine->model();
   json card = {{"id", name},
                {"object", "model"},
                {"created", 0},
@@ -84,7 +84,7 @@ void register_info_routes(httplib::Server& http, ServerContext& ctx) {
                                                 "input[" + std::to_string(i) + "]", "input")
                                        .ids);
                 else
-                  tokens.push_back(Tokenizer::world().encode(r.texts[i], r.add_eos));
+                  tokens.push_back(text::Tokenizer::world().encode(r.texts[i], r.add_eos));
               }
               send_json(res, 200, {{"tokens", r.was_list ? tokens : tokens[0]}});
             });
@@ -93,7 +93,7 @@ void register_info_routes(httplib::Server& http, ServerContext& ctx) {
             [](const httplib::Request& req, httplib::Response& res) {
               const std::vector<int32_t> ids = api::parse_detokenize_request(json_body(req));
               // Ids may split a UTF-8 character: the JSON writer replaces such bytes with U+FFFD.
-              send_json(res, 200, {{"text", Tokenizer::world().decode(ids)}});
+              send_json(res, 200, {{"text", text::Tokenizer::world().decode(ids)}});
             });
 }
 

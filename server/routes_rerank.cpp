@@ -7,8 +7,8 @@
 #include <map>
 
 #include "api/rerank.h"
-#include "engine/templates.h"
-#include "engine/tokenizer.h"
+#include "engine/text/prompt_templates.h"
+#include "engine/text/tokenizer.h"
 #include "server/http_server.h"
 #include "server/http_util.h"
 #include "server/state_access.h"
@@ -25,9 +25,9 @@ using nlohmann::json;
 // template around it could split a UTF-8 character or tokenize the cut anew.
 std::vector<int32_t> online_tokens(const std::string& document, const std::string& query,
                                    std::optional<int> max_tokens) {
-  const Tokenizer& tokenizer = Tokenizer::world();
+  const text::Tokenizer& tokenizer = text::Tokenizer::world();
   if (max_tokens) {
-    const std::string prefix = rerank_document_prefix();
+    const std::string prefix = text::rerank_document_prefix();
     std::vector<int32_t> ids = tokenizer.encode(prefix + document, false);
     size_t first = 0;  // the document's first token: the first to end past the prefix
     for (size_t end = 0; first < ids.size(); ++first) {
@@ -36,12 +36,12 @@ std::vector<int32_t> online_tokens(const std::string& document, const std::strin
     }
     if (ids.size() - first > size_t(*max_tokens)) {
       ids.resize(first + size_t(*max_tokens));
-      tokenizer.encode_into(rerank_online_suffix(query), ids);
-      ids.push_back(Tokenizer::kEos);
+      tokenizer.encode_into(text::rerank_online_suffix(query), ids);
+      ids.push_back(text::Tokenizer::kEos);
       return ids;
     }
   }
-  return tokenizer.encode(rerank_online_text(document, query));
+  return tokenizer.encode(text::rerank_online_text(document, query));
 }
 
 // `route_api` is empty for the bare /rerank route, whose shape the body tells.
@@ -61,11 +61,11 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api,
     throw api::ApiError(400, "this server has no reranker model (start it with --reranker)",
                         "model");
 
-  std::vector<SequenceJob> jobs;
+  std::vector<scheduling::SequenceJob> jobs;
   int64_t tokens = 0;
   std::vector<int32_t> query_tokens;  // offline: "Query: {query}" + EOS, billed per state document
   // Every state of the request, fetched at once.
-  std::map<std::string, std::shared_ptr<const SequenceState>> cached;
+  std::map<std::string, std::shared_ptr<const states::SequenceState>> cached;
   std::vector<std::string> state_ids, wheres;
   for (size_t i = 0; i < r.documents.size(); ++i)
     if (r.documents[i].kind == api::RerankDocument::Kind::kState &&
@@ -75,7 +75,7 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api,
     }
   if (!state_ids.empty()) {
     // The query's own limit first: a request refused for it reads no state.
-    query_tokens = Tokenizer::world().encode(rerank_query_text(r.query));
+    query_tokens = text::Tokenizer::world().encode(text::rerank_query_text(r.query));
     if (query_tokens.size() > size_t(ctx.options.max_input_tokens))
       throw api::ApiError::bad_request("the query has " + std::to_string(query_tokens.size()) +
                                            " tokens, more than the limit of " +
@@ -87,7 +87,7 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api,
   for (size_t i = 0; i < r.documents.size(); ++i) {
     const api::RerankDocument& doc = r.documents[i];
     if (doc.kind == api::RerankDocument::Kind::kState) {
-      SequenceJob job;
+      scheduling::SequenceJob job;
       job.tokens = query_tokens;
       job.initial = cached.at(doc.state_id);
       job.wanted.heads = {false, false, false};
@@ -96,7 +96,7 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api,
       jobs.push_back(std::move(job));
       continue;
     }
-    SequenceJob job;
+    scheduling::SequenceJob job;
     job.tokens = online_tokens(doc.text, r.query, r.max_tokens_per_doc);
     if (job.tokens.size() > size_t(ctx.options.max_input_tokens))
       throw api::ApiError::bad_request(
@@ -110,14 +110,15 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api,
     jobs.push_back(std::move(job));
   }
   const std::string model = r.model.empty() ? ctx.model_name() : r.model;
-  respond_when_done(
-      res, ctx, ctx.scheduler->submit(std::move(jobs)), [=](std::vector<Engine::Result>& results) {
-        std::vector<float> scores;
-        for (const auto& x : results)
-          scores.push_back(r.raw_scores ? x.logit
-                                        : float(1.0 / (1.0 + std::exp(-double(x.logit)))));
-        return api::rerank_response(r, scores, model, tokens);
-      });
+  respond_when_done(res, ctx, ctx.scheduler->submit(std::move(jobs)),
+                    [=](std::vector<model::Engine::Result>& results) {
+                      std::vector<float> scores;
+                      for (const auto& x : results)
+                        scores.push_back(r.raw_scores
+                                             ? x.logit
+                                             : float(1.0 / (1.0 + std::exp(-double(x.logit)))));
+                      return api::rerank_response(r, scores, model, tokens);
+                    });
 }
 
 }  // namespace

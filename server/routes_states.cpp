@@ -9,8 +9,8 @@
 
 #include "api/request_id.h"
 #include "api/states_request.h"
-#include "engine/templates.h"
-#include "engine/tokenizer.h"
+#include "engine/text/prompt_templates.h"
+#include "engine/text/tokenizer.h"
 #include "server/auth.h"
 #include "server/http_server.h"
 #include "server/http_util.h"
@@ -25,15 +25,15 @@ constexpr int64_t kDefaultListLimit = 100, kMaxListLimit = 1000;
 constexpr uint64_t kMaxStateBytesPerRequest =
     uint64_t(512) << 20;  // POST /v1/states: 220 states of the 0.1B model
 
-json state_json(const ServerContext& ctx, const StateMeta& m) {
-  const StateShape model_shape = state_shape_of(ctx.engine->model());
+json state_json(const ServerContext& ctx, const states::StateMeta& m) {
+  const states::StateShape model_shape = ctx.engine->state_shape();
   return {{"object", "state"},
           {"id", m.id},
           {"created_at", m.created_ms / 1000},
           {"expires_at", m.expires_ms ? json(m.expires_ms / 1000) : json(nullptr)},
           {"tokens", m.info.tokens},
           {"bytes", m.info.bytes},
-          {"dtype", std::string(state_dtype_name(m.info.dtype))},
+          {"dtype", std::string(states::state_dtype_name(m.info.dtype))},
           {"layers", m.info.shape.layers},
           {"heads", m.info.shape.heads},
           {"channels", m.info.shape.channels},
@@ -42,7 +42,7 @@ json state_json(const ServerContext& ctx, const StateMeta& m) {
 }
 
 int64_t expiry_ms(std::optional<int64_t> ttl_seconds) {
-  return ttl_seconds ? unix_now_ms() + *ttl_seconds * 1000 : 0;
+  return ttl_seconds ? states::unix_now_ms() + *ttl_seconds * 1000 : 0;
 }
 
 // A query parameter as an integer in [min, max]; nullopt when absent or empty.
@@ -67,7 +67,7 @@ std::optional<int64_t> int_param(const httplib::Request& req, const std::string&
 // The {id} of a /v1/states/{id} path, validated.
 std::string path_id(const httplib::Request& req) {
   const std::string id = req.matches.size() > 1 ? std::string(req.matches[1]) : std::string();
-  if (!valid_state_id(id)) throw api::invalid_state_id(id, "id");
+  if (!states::valid_state_id(id)) throw api::invalid_state_id(id, "id");
   return id;
 }
 
@@ -89,10 +89,10 @@ void create_states(ServerContext& ctx, const httplib::Request& req, httplib::Res
         "the model '" + model + "' does not exist; this server serves '" + ctx.model_name() + "'",
         "model", "model_not_found");
   const std::optional<int64_t> ttl = request.ttl_seconds;
-  const StateDtype dtype = request.dtype.value_or(ctx.state_dtype);
+  const states::StateDtype dtype = request.dtype.value_or(ctx.state_dtype);
   // Every computed state is held in memory until the request ends: bound their total.
   const uint64_t state_bytes =
-      state_blob_size(state_shape_of(ctx.engine->model()), StateDtype::kFloat32);
+      states::state_blob_size(ctx.engine->state_shape(), states::StateDtype::kFloat32);
   const size_t max_states = size_t(std::max<uint64_t>(1, kMaxStateBytesPerRequest / state_bytes));
   if (request.documents.size() > max_states)
     throw api::ApiError::payload_too_large(
@@ -108,7 +108,7 @@ void create_states(ServerContext& ctx, const httplib::Request& req, httplib::Res
     NewState s;
     s.id = document.id;
     s.client_id = !document.id.empty();
-    s.tokens = Tokenizer::world().encode(rerank_document_text(document.text), false);
+    s.tokens = text::Tokenizer::world().encode(text::rerank_document_text(document.text), false);
     if (s.tokens.size() > size_t(ctx.options.max_input_tokens))
       throw api::ApiError::bad_request("'documents[" + std::to_string(i) + "]' has " +
                                            std::to_string(s.tokens.size()) +
@@ -129,10 +129,10 @@ void create_states(ServerContext& ctx, const httplib::Request& req, httplib::Res
   for (NewState& s : states)
     if (!s.client_id) s.id = "state-" + api::random_uuid();
 
-  std::vector<SequenceJob> jobs;
+  std::vector<scheduling::SequenceJob> jobs;
   int64_t total_tokens = 0;
   for (const NewState& s : states) {
-    SequenceJob job;
+    scheduling::SequenceJob job;
     job.tokens = s.tokens;
     job.wanted.heads = {false, false, false};
     job.wanted.state = true;
@@ -146,16 +146,16 @@ void create_states(ServerContext& ctx, const httplib::Request& req, httplib::Res
   respond_when_done(
       res, ctx, pending,
       [&ctx, states = std::move(states), owner, expires, model_name, total_tokens,
-       dtype](std::vector<Engine::Result>& results) {
-        const StateShape shape = state_shape_of(ctx.engine->model());
-        const int64_t now = unix_now_ms();
+       dtype](std::vector<model::Engine::Result>& results) {
+        const states::StateShape shape = ctx.engine->state_shape();
+        const int64_t now = states::unix_now_ms();
         std::vector<std::string> stored;
         json data = json::array();
         try {
           for (size_t i = 0; i < states.size(); ++i) {
-            auto blob = std::make_shared<const std::string>(encode_state(
+            auto blob = std::make_shared<const std::string>(states::encode_state(
                 results[i].state, ctx.fingerprint, shape, dtype, states[i].tokens.size()));
-            StateMeta meta;
+            states::StateMeta meta;
             meta.owner = owner;
             meta.id = states[i].id;
             meta.created_ms = now;
@@ -198,28 +198,28 @@ void upload_state(ServerContext& ctx, const httplib::Request& req, httplib::Resp
     throw api::ApiError::bad_request("the body must be a state blob (docs/state-format.md)");
   const std::optional<int64_t> ttl = int_param(req, "ttl_seconds", 1, api::kMaxStateTtlSeconds);
   try {
-    decode_state(req.body, ctx.fingerprint, state_shape_of(ctx.engine->model()));
-  } catch (const StateBlobError& e) {
+    states::decode_state(req.body, ctx.fingerprint, ctx.engine->state_shape());
+  } catch (const states::StateBlobError& e) {
     switch (e.kind()) {
-      case StateBlobError::Kind::kMalformed:
+      case states::StateBlobError::Kind::kMalformed:
         throw api::ApiError::bad_request(e.what());
-      case StateBlobError::Kind::kShape:
+      case states::StateBlobError::Kind::kShape:
         throw api::ApiError::unprocessable(e.what());
-      case StateBlobError::Kind::kModel:
+      case states::StateBlobError::Kind::kModel:
         throw api::ApiError(409, e.what(), std::nullopt, "state_model_mismatch");
     }
   }
   const std::string owner = request_state_owner(ctx, req);
   const bool existed = ctx.states->stat(owner, id).has_value();
-  StateMeta meta;
+  states::StateMeta meta;
   meta.owner = owner;
   meta.id = id;
-  meta.created_ms = unix_now_ms();
+  meta.created_ms = states::unix_now_ms();
   meta.expires_ms = expiry_ms(ttl);
   auto blob = std::make_shared<const std::string>(req.body);
   ctx.states->put(meta, blob, true);
   ctx.state_cache->erase(owner, id);  // frees it now; a stale entry is never used anyway
-  meta.info = inspect_state_blob(*blob);
+  meta.info = states::inspect_state_blob(*blob);
   send_json(res, existed ? 200 : 201, state_json(ctx, meta));
 }
 
@@ -236,10 +236,10 @@ void register_routes(httplib::Server& http, ServerContext& ctx) {
         const std::string after = req.has_param("after") ? req.get_param_value("after") : "";
         if (after.size() > 128)
           throw api::ApiError::bad_request("'after' must be a state id", "after");
-        const StateListPage page =
+        const states::StateListPage page =
             ctx.states->list(request_state_owner(ctx, req), after, size_t(limit));
         json data = json::array();
-        for (const StateMeta& m : page.items) data.push_back(state_json(ctx, m));
+        for (const states::StateMeta& m : page.items) data.push_back(state_json(ctx, m));
         send_json(res, 200,
                   {{"object", "list"},
                    {"data", std::move(data)},
@@ -260,7 +260,7 @@ void register_routes(httplib::Server& http, ServerContext& ctx) {
       http, ctx, {"GET", "/v1/states/([^/]+)/content"},
       [&ctx](const httplib::Request& req, httplib::Response& res) {
         const std::string id = path_id(req);
-        std::optional<StateDtype> dtype;
+        std::optional<states::StateDtype> dtype;
         if (req.has_param("dtype"))
           dtype = api::parse_state_dtype_param(req.get_param_value("dtype"), "dtype");
         const auto stored = ctx.states->get(request_state_owner(ctx, req), id);
@@ -272,8 +272,9 @@ void register_routes(httplib::Server& http, ServerContext& ctx) {
           return;
         }
         try {
-          res.set_content(convert_state_blob(*stored->blob, *dtype), "application/octet-stream");
-        } catch (const StateBlobError& e) {  // a damaged file
+          res.set_content(states::convert_state_blob(*stored->blob, *dtype),
+                          "application/octet-stream");
+        } catch (const states::StateBlobError& e) {  // a damaged file
           throw api::ApiError::unprocessable("state '" + id + "' cannot be converted: " + e.what());
         }
       });
@@ -299,17 +300,17 @@ std::string request_state_owner(const ServerContext& ctx, const httplib::Request
   return state_owner(ctx.options.api_keys, req.get_header_value("Authorization"));
 }
 
-std::vector<std::shared_ptr<const SequenceState>> load_cached_states(
+std::vector<std::shared_ptr<const states::SequenceState>> load_cached_states(
     ServerContext& ctx, const std::string& owner, const std::vector<std::string>& ids,
     const std::vector<std::string>& wheres) {
   for (const std::string& id : ids)
-    if (!valid_state_id(id)) throw api::invalid_state_id(id, "documents");
+    if (!states::valid_state_id(id)) throw api::invalid_state_id(id, "documents");
   const auto unknown = [&](size_t i) {
     return api::ApiError::not_found(wheres[i] + ": unknown state_id '" + ids[i] + "'", "documents");
   };
   // One metadata read tells the cache's entries from overwritten states.
-  const std::vector<std::optional<StateMeta>> metas = ctx.states->stat_many(owner, ids);
-  std::vector<std::shared_ptr<const SequenceState>> out(ids.size());
+  const std::vector<std::optional<states::StateMeta>> metas = ctx.states->stat_many(owner, ids);
+  std::vector<std::shared_ptr<const states::SequenceState>> out(ids.size());
   std::vector<size_t> missing;
   for (size_t i = 0; i < ids.size(); ++i) {
     if (metas[i])
@@ -321,19 +322,19 @@ std::vector<std::shared_ptr<const SequenceState>> load_cached_states(
   if (missing.empty()) return out;
   std::vector<std::string> fetch;
   for (size_t i : missing) fetch.push_back(ids[i]);
-  const std::vector<std::optional<StoredState>> stored = ctx.states->get_many(owner, fetch);
+  const std::vector<std::optional<states::StoredState>> stored = ctx.states->get_many(owner, fetch);
   uint64_t bytes = 0;
   for (size_t k = 0; k < missing.size(); ++k) {
     const size_t i = missing[k];
     if (!stored[k]) throw unknown(i);
     bytes += stored[k]->blob->size();
     try {
-      out[i] = std::make_shared<const SequenceState>(
-          decode_state(*stored[k]->blob, ctx.fingerprint, state_shape_of(ctx.engine->model())));
-    } catch (const StateBlobError& e) {
+      out[i] = std::make_shared<const states::SequenceState>(
+          states::decode_state(*stored[k]->blob, ctx.fingerprint, ctx.engine->state_shape()));
+    } catch (const states::StateBlobError& e) {
       const std::string message =
           wheres[i] + ": state '" + ids[i] + "' cannot be used: " + e.what();
-      if (e.kind() == StateBlobError::Kind::kModel)
+      if (e.kind() == states::StateBlobError::Kind::kModel)
         throw api::ApiError(409, message, "documents", "state_model_mismatch");
       throw api::ApiError::unprocessable(message, "documents");
     }
@@ -348,9 +349,10 @@ std::vector<std::shared_ptr<const SequenceState>> load_cached_states(
 void register_state_routes(httplib::Server& http, ServerContext& ctx) {
   register_routes(http, ctx);
   ctx.metrics.set_state_source(
-      [&ctx] { return ctx.states ? ctx.states->stats() : StateStoreStats{}; });
-  ctx.metrics.set_state_cache_source(
-      [&ctx] { return ctx.state_cache ? ctx.state_cache->stats() : DecodedStateCacheStats{}; });
+      [&ctx] { return ctx.states ? ctx.states->stats() : states::StateStoreStats{}; });
+  ctx.metrics.set_state_cache_source([&ctx] {
+    return ctx.state_cache ? ctx.state_cache->stats() : states::DecodedStateCacheStats{};
+  });
 }
 
 }  // namespace rwkv::server

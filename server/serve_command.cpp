@@ -11,7 +11,7 @@
 #include <memory>
 #include <thread>
 
-#include "engine/random_model.h"
+#include "engine/io/random_model.h"
 #include "kernels/cpu/gemm.h"
 #include "server/http_server.h"
 #include "server/model_download.h"
@@ -292,32 +292,33 @@ void configure_inputs(ServerContext& ctx) {
 
 void load_model(ServerContext& ctx) {
   ServerOptions& o = ctx.options;
-  std::optional<Checkpoint> model, reranker;
+  std::optional<io::Checkpoint> model, reranker;
   if (o.model_path.empty()) {
     ctx.demo_model = true;
     spdlog::warn(
         "*** No --model given: serving a RANDOM DEMO MODEL. Its embeddings and scores are "
         "MEANINGLESS; use it only to try the API. ***");
-    const ModelShape shape = o.demo_shape == "0.1b" ? ModelShape::tiny_01b() : ModelShape::demo();
-    model = make_random_embedding_checkpoint(shape, 0);
-    if (o.reranker_path.empty()) reranker = make_random_reranker_checkpoint(shape, 1);
+    const io::ModelShape shape =
+        o.demo_shape == "0.1b" ? io::ModelShape::tiny_01b() : io::ModelShape::demo();
+    model = io::make_random_embedding_checkpoint(shape, 0);
+    if (o.reranker_path.empty()) reranker = io::make_random_reranker_checkpoint(shape, 1);
   } else {
     spdlog::info("loading {}", o.model_path);
-    model = load_checkpoint(o.model_path);
+    model = io::load_checkpoint(o.model_path);
   }
   if (!o.reranker_path.empty()) {
     spdlog::info("loading {}", o.reranker_path);
-    reranker = load_checkpoint(o.reranker_path);
+    reranker = io::load_checkpoint(o.reranker_path);
   }
-  ctx.fingerprint = model_fingerprint(*model);  // ties cached states to these weights
+  ctx.fingerprint = io::model_fingerprint(*model);  // ties cached states to these weights
   if (o.served_model_names.empty())
     o.served_model_names.push_back(ctx.demo_model ? "rwkv-emb-demo" : "rwkv-emb");
   configure_inputs(ctx);
   const std::string asked = o.dtype.empty() ? "unset" : o.dtype;
   o.dtype = resolve_dtype(o);  // what /v1/models reports
   spdlog::info("matrix products in {} (--dtype {})", o.dtype, asked);
-  ctx.engine =
-      std::make_unique<Engine>(make_backend(o), *model, reranker ? &*reranker : nullptr, o.engine);
+  ctx.engine = std::make_unique<model::Engine>(make_backend(o), *model,
+                                               reranker ? &*reranker : nullptr, o.engine);
   spdlog::info("model '{}': L={} C={} H={}, reranker: {}, backend: {}, fingerprint {}",
                ctx.model_name(), ctx.engine->model().stack.layers, ctx.engine->channels(),
                ctx.engine->model().stack.heads, ctx.engine->has_reranker() ? "yes" : "no",
@@ -364,12 +365,14 @@ int serve(ServerContext& ctx) {
   mallopt(M_MMAP_THRESHOLD, 256 << 10);
 
   load_model(ctx);
-  ctx.state_dtype = parse_state_dtype(ctx.options.state_dtype).value_or(StateDtype::kFloat32);
-  ctx.states = make_state_store(ctx.options.states);
-  ctx.state_cache = std::make_unique<DecodedStateCache>(ctx.options.state_cache_bytes);
-  ctx.scheduler = std::make_unique<Scheduler>(
-      *ctx.engine, ctx.options.scheduler,
-      [&ctx](const StepStats& s) { ctx.metrics.observe_step(s.sequences, s.tokens, s.seconds); });
+  ctx.state_dtype =
+      states::parse_state_dtype(ctx.options.state_dtype).value_or(states::StateDtype::kFloat32);
+  ctx.states = states::make_state_store(ctx.options.states);
+  ctx.state_cache = std::make_unique<states::DecodedStateCache>(ctx.options.state_cache_bytes);
+  ctx.scheduler = std::make_unique<scheduling::Scheduler>(
+      *ctx.engine, ctx.options.scheduler, [&ctx](const scheduling::StepStats& s) {
+        ctx.metrics.observe_step(s.sequences, s.tokens, s.seconds);
+      });
   HttpServer http(ctx);
   std::thread signals = start_signal_thread(ctx, http);
   signals.detach();  // ends with the process

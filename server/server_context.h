@@ -6,11 +6,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/decoded_state_cache.h"
-#include "engine/engine.h"
-#include "engine/scheduler.h"
-#include "engine/state_blob.h"
-#include "engine/state_store.h"
+#include "engine/model/engine.h"
+#include "engine/scheduling/scheduler.h"
+#include "engine/states/decoded_state_cache.h"
+#include "engine/states/state_blob.h"
+#include "engine/states/state_store.h"
 #include "server/inputs.h"
 #include "server/metrics.h"
 #include "server/route_table.h"
@@ -35,8 +35,8 @@ struct ServerOptions {
   bool cuda_graphs = false;        // replay repeated step shapes as CUDA graphs
   int wkv_chunked_min_tokens = 0;  // chunked WKV for sequences this long; 0: never
   int threads = 0;
-  EngineOptions engine;
-  SchedulerOptions scheduler;
+  model::EngineOptions engine;
+  scheduling::SchedulerOptions scheduler;
   // A text's own tokens or a token-id input's ids, before truncation.
   int max_input_tokens = static_cast<int>(api::RequestLimits{}.max_input_tokens);
   size_t max_body_bytes = 16 << 20;
@@ -50,8 +50,8 @@ struct ServerOptions {
   int read_timeout_seconds = 10;
   double heartbeat_seconds = 0;  // computing longer: 200 at once, then spaces; 0: never
   std::vector<std::string> api_keys;
-  std::string log_format = "text";  // text | json
-  StateStoreOptions states;         // /v1/states backend
+  std::string log_format = "text";   // text | json
+  states::StateStoreOptions states;  // /v1/states backend
   // How new states are stored: float32 | float16 | bfloat16 | int8.
   std::string state_dtype = "float32";
   uint64_t state_cache_bytes = default_state_cache_bytes();  // decoded states; 0: no cache
@@ -59,13 +59,13 @@ struct ServerOptions {
 
 struct ServerContext {
   ServerOptions options;
-  std::unique_ptr<Engine> engine;
-  std::unique_ptr<Scheduler> scheduler;
+  std::unique_ptr<model::Engine> engine;
+  std::unique_ptr<scheduling::Scheduler> scheduler;
   Metrics metrics;
-  std::unique_ptr<StateStore> states;              // cached document states (/v1/states)
-  std::unique_ptr<DecodedStateCache> state_cache;  // decoded states in front of `states`
-  ModelFingerprint fingerprint;                    // of the embedding model, in every state blob
-  StateDtype state_dtype = StateDtype::kFloat32;
+  std::unique_ptr<states::StateStore> states;              // cached document states (/v1/states)
+  std::unique_ptr<states::DecodedStateCache> state_cache;  // decoded states in front of `states`
+  io::ModelFingerprint fingerprint;  // of the embedding model, in every state blob
+  states::StateDtype state_dtype = states::StateDtype::kFloat32;
   bool demo_model = false;
   std::atomic<bool> ready{false};     // /health says 200
   std::atomic<bool> draining{false};  // shutting down: new work gets 503

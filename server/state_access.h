@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/engine.h"
+#include "engine/model/engine.h"
 #include "server/server_context.h"
 
 namespace rwkv::server {
@@ -25,7 +25,7 @@ std::string request_state_owner(const ServerContext& ctx, const httplib::Request
 // computed it, 422 when its shape is not the model's or its values are
 // unusable. `wheres[i]` names the request field of ids[i] in messages
 // (e.g. "documents[3]").
-std::vector<std::shared_ptr<const SequenceState>> load_cached_states(
+std::vector<std::shared_ptr<const states::SequenceState>> load_cached_states(
     ServerContext& ctx, const std::string& owner, const std::vector<std::string>& ids,
     const std::vector<std::string>& wheres);
 

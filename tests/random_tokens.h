@@ -4,7 +4,7 @@
 #include <random>
 #include <vector>
 
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 
 namespace rwkv::test {
 
@@ -12,7 +12,7 @@ inline std::vector<int32_t> random_tokens(std::mt19937& rng, int n) {
   std::uniform_int_distribution<int32_t> id(1, 65529);
   std::vector<int32_t> t(n);
   for (auto& x : t) x = id(rng);
-  t.back() = Tokenizer::kEos;
+  t.back() = text::Tokenizer::kEos;
   return t;
 }
 

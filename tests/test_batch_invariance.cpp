@@ -16,9 +16,9 @@
 #include <string>
 #include <tuple>
 
-#include "engine/engine.h"
-#include "engine/random_model.h"
-#include "engine/tokenizer.h"
+#include "engine/io/random_model.h"
+#include "engine/model/engine.h"
+#include "engine/text/tokenizer.h"
 #include "tests/backend_params.h"
 #include "tests/fixture_data.h"
 #include "tests/random_tokens.h"
@@ -39,35 +39,37 @@ struct ModelCase {
   size_t longest_text;  // the longest real text's ids used (time in CI)
   std::string backend;  // as tests/backend_params.h names them
   // Builds (embedding, reranker) checkpoints; null when it needs absent fixtures.
-  std::function<std::unique_ptr<std::pair<Checkpoint, Checkpoint>>()> load;
+  std::function<std::unique_ptr<std::pair<io::Checkpoint, io::Checkpoint>>()> load;
 };
 
 // Test names say which model (gtest would print the struct's bytes).
 void PrintTo(const ModelCase& c, std::ostream* os) { *os << c.name; }
 
-std::unique_ptr<std::pair<Checkpoint, Checkpoint>> fixture_models() {
+std::unique_ptr<std::pair<io::Checkpoint, io::Checkpoint>> fixture_models() {
   if (!test::fixtures_present()) return nullptr;
   const std::string dir = test::fixtures_dir();
-  return std::make_unique<std::pair<Checkpoint, Checkpoint>>(
-      load_checkpoint(dir + "/embedding.pth"), load_checkpoint(dir + "/reranker_idx.pth"));
+  return std::make_unique<std::pair<io::Checkpoint, io::Checkpoint>>(
+      io::load_checkpoint(dir + "/embedding.pth"), io::load_checkpoint(dir + "/reranker_idx.pth"));
 }
 
-std::unique_ptr<std::pair<Checkpoint, Checkpoint>> random_models(const ModelShape& shape) {
-  return std::make_unique<std::pair<Checkpoint, Checkpoint>>(
-      make_random_embedding_checkpoint(shape, 11), make_random_reranker_checkpoint(shape, 12));
+std::unique_ptr<std::pair<io::Checkpoint, io::Checkpoint>> random_models(
+    const io::ModelShape& shape) {
+  return std::make_unique<std::pair<io::Checkpoint, io::Checkpoint>>(
+      io::make_random_embedding_checkpoint(shape, 11),
+      io::make_random_reranker_checkpoint(shape, 12));
 }
 
 // Each model on the CPU and its CUDA twin (skipped without a device); the
 // fixture model in every product dtype too.
 const std::vector<ModelCase>& model_cases() {
-  using Loader = std::function<std::unique_ptr<std::pair<Checkpoint, Checkpoint>>()>;
+  using Loader = std::function<std::unique_ptr<std::pair<io::Checkpoint, io::Checkpoint>>()>;
   const std::vector<std::tuple<std::string, size_t, Loader, std::vector<std::string>>> models = {
       {"fixture", 3000, fixture_models, {"cpu", "cuda"}},
       {"fixture",
        600,
        fixture_models,
        {"cpu_bfloat16", "cpu_int8", "cuda_float16", "cuda_bfloat16"}},
-      {"demo_L2_C128", 600, [] { return random_models(ModelShape::demo()); }, {"cpu", "cuda"}},
+      {"demo_L2_C128", 600, [] { return random_models(io::ModelShape::demo()); }, {"cpu", "cuda"}},
       // 3 heads (C = 192), FFN and LoRA widths that are no multiple of 32.
       {"odd_L3_C192",
        600,
@@ -110,7 +112,7 @@ std::vector<std::vector<int32_t>> inputs(size_t longest) {
   }
   std::mt19937 rng(3);
   for (int n : {1, 2, 3, 1500}) in.push_back(random_tokens(rng, n));
-  in.push_back({Tokenizer::kEos});
+  in.push_back({text::Tokenizer::kEos});
   return in;
 }
 
@@ -123,7 +125,7 @@ class BatchInvariance : public ::testing::TestWithParam<ModelCase> {
   }
 
   // `threads` counts for the CPU backends only.
-  std::unique_ptr<Engine> engine(EngineOptions opt = {}, int threads = 2) {
+  std::unique_ptr<model::Engine> engine(model::EngineOptions opt = {}, int threads = 2) {
     const std::string& name = GetParam().backend;
     auto backend = !name.starts_with("cpu")
                        ? test::make_backend(name)
@@ -131,13 +133,15 @@ class BatchInvariance : public ::testing::TestWithParam<ModelCase> {
                              threads, name == "cpu_bfloat16" ? kernels::MatmulDtype::kBFloat16
                                       : name == "cpu_int8"   ? kernels::MatmulDtype::kInt8
                                                              : kernels::MatmulDtype::kFloat32);
-    return std::make_unique<Engine>(std::move(backend), models_->first, &models_->second, opt);
+    return std::make_unique<model::Engine>(std::move(backend), models_->first, &models_->second,
+                                           opt);
   }
 
   // Runs the inputs together through `engine`; outputs in input order.
-  static std::vector<Outputs> run(Engine& engine, const std::vector<std::vector<int32_t>>& in) {
-    std::vector<Engine::Sequence> seqs(in.begin(), in.end());
-    Engine::Wanted wanted;
+  static std::vector<Outputs> run(model::Engine& engine,
+                                  const std::vector<std::vector<int32_t>>& in) {
+    std::vector<model::Engine::Sequence> seqs(in.begin(), in.end());
+    model::Engine::Wanted wanted;
     wanted.heads = {true, true, true};
     wanted.state = true;
     wanted.rerank = true;
@@ -147,7 +151,7 @@ class BatchInvariance : public ::testing::TestWithParam<ModelCase> {
     return out;
   }
 
-  std::unique_ptr<std::pair<Checkpoint, Checkpoint>> models_;
+  std::unique_ptr<std::pair<io::Checkpoint, io::Checkpoint>> models_;
 };
 
 void expect_same(const Outputs& a, const Outputs& b, const std::string& what) {
@@ -169,7 +173,7 @@ TEST_P(BatchInvariance, AloneBatchedChunkedAndThreadedAgree) {
 
   // Small steps shared by several slots, chunks of several sizes.
   for (int chunk : {61, 509}) {
-    EngineOptions opt;
+    model::EngineOptions opt;
     opt.chunk_tokens = chunk;
     opt.max_step_tokens = 97 + chunk;
     opt.max_slots = 5;
@@ -200,16 +204,16 @@ TEST_P(BatchInvariance, StateContinuationEqualsOnePass) {
   std::mt19937 rng(2);
   const auto text = random_tokens(rng, 120);
   const auto engine_ptr = engine();
-  Engine& engine = *engine_ptr;
-  Engine::Wanted wanted;
+  model::Engine& engine = *engine_ptr;
+  model::Engine::Wanted wanted;
   wanted.state = true;
   const std::vector<int32_t> prefix(text.begin(), text.begin() + 50),
       rest(text.begin() + 50, text.end());
-  const Engine::Sequence first{prefix};
+  const model::Engine::Sequence first{prefix};
   const auto mid = engine.run(std::span(&first, 1), wanted)[0];
-  const Engine::Sequence second{rest, &mid.state};
+  const model::Engine::Sequence second{rest, &mid.state};
   const auto continued = engine.run(std::span(&second, 1), wanted)[0];
-  const Engine::Sequence whole{text};
+  const model::Engine::Sequence whole{text};
   const auto once = engine.run(std::span(&whole, 1), wanted)[0];
   EXPECT_EQ(continued.state.wkv, once.state.wkv);
   EXPECT_EQ(continued.state.shift, once.state.shift);
@@ -219,9 +223,9 @@ TEST_P(BatchInvariance, StateContinuationEqualsOnePass) {
 
 TEST_P(BatchInvariance, NoEosGivesNoEmbedding) {
   const auto engine_ptr = engine();
-  Engine& engine = *engine_ptr;
+  model::Engine& engine = *engine_ptr;
   const std::vector<int32_t> ids = {1, 2, 3};
-  const Engine::Sequence seq{ids};
+  const model::Engine::Sequence seq{ids};
   const auto r = engine.run(std::span(&seq, 1), {})[0];
   EXPECT_EQ(r.pooled_count, 0);
   EXPECT_TRUE(r.embeddings[0].empty());

@@ -19,16 +19,16 @@
 #include <utility>
 #include <vector>
 
-#include "engine/checkpoint.h"
-#include "engine/zip_archive.h"
+#include "engine/io/checkpoint.h"
+#include "engine/io/zip_archive.h"
 #include "tests/fixture_data.h"
 
 namespace {
 
-using rwkv::Checkpoint;
-using rwkv::CheckpointError;
-using rwkv::HostTensor;
-using rwkv::ZipArchive;
+using rwkv::io::Checkpoint;
+using rwkv::io::CheckpointError;
+using rwkv::io::HostTensor;
+using rwkv::io::ZipArchive;
 using Entries = std::vector<std::pair<std::string, std::string>>;
 using namespace std::string_literals;
 
@@ -179,7 +179,7 @@ std::string error_of(const std::function<void()>& load, const std::string& name)
 }
 
 std::string memory_error(const std::string& name, const std::string& bytes) {
-  return error_of([&] { rwkv::load_checkpoint_from_memory(name, bytes); }, name);
+  return error_of([&] { rwkv::io::load_checkpoint_from_memory(name, bytes); }, name);
 }
 
 // Evaluates `text` once: it is usually a whole load.
@@ -275,7 +275,7 @@ std::map<std::string, std::vector<int64_t>> loaded_shapes(const Checkpoint& ckpt
 TEST(CheckpointFixtures, EmbeddingKeysAndShapes) {
   RWKV_REQUIRE_FIXTURES();
   const auto& model = rwkv::test::expected()["model"];
-  const Checkpoint ckpt = rwkv::load_checkpoint(fixture(model["file"]));
+  const Checkpoint ckpt = rwkv::io::load_checkpoint(fixture(model["file"]));
   EXPECT_EQ(ckpt.path, fixture(model["file"]));
   EXPECT_EQ(loaded_shapes(ckpt), expected_shapes(model["keys"]));
   EXPECT_TRUE(ckpt.int_lists.empty());
@@ -285,7 +285,7 @@ TEST(CheckpointFixtures, RerankerKeysShapesAndLayerIdx) {
   RWKV_REQUIRE_FIXTURES();
   for (const auto& reranker : rwkv::test::expected()["rerankers"]) {
     SCOPED_TRACE(reranker["file"].get<std::string>());
-    const Checkpoint ckpt = rwkv::load_checkpoint(fixture(reranker["file"]));
+    const Checkpoint ckpt = rwkv::io::load_checkpoint(fixture(reranker["file"]));
     EXPECT_EQ(loaded_shapes(ckpt), expected_shapes(reranker["keys"]));
     const auto& idx = reranker["reranker_layer_idx"];
     if (idx.is_null()) {
@@ -296,9 +296,9 @@ TEST(CheckpointFixtures, RerankerKeysShapesAndLayerIdx) {
     }
   }
   // Spelled out, as the model code relies on it.
-  const Checkpoint idx = rwkv::load_checkpoint(fixture("reranker_idx.pth"));
+  const Checkpoint idx = rwkv::io::load_checkpoint(fixture("reranker_idx.pth"));
   EXPECT_EQ(idx.int_lists.at("reranker_layer_idx"), (std::vector<int64_t>{0, 2}));
-  const Checkpoint full = rwkv::load_checkpoint(fixture("reranker_full.pth"));
+  const Checkpoint full = rwkv::io::load_checkpoint(fixture("reranker_full.pth"));
   EXPECT_FALSE(full.int_lists.count("reranker_layer_idx"));
 }
 
@@ -307,7 +307,7 @@ TEST(CheckpointFixtures, NonContiguousTensorMatchesRawStorage) {
   const auto& model = rwkv::test::expected()["model"];
   const auto& info = model["non_contiguous_tensor"];
   const std::string dtype = model["storage_dtype"];
-  const Checkpoint ckpt = rwkv::load_checkpoint(fixture(model["file"]));
+  const Checkpoint ckpt = rwkv::io::load_checkpoint(fixture(model["file"]));
   const HostTensor& t = ckpt.at(info["key"]);
   ASSERT_EQ(t.shape, info["shape"].get<std::vector<int64_t>>());
   const auto stride = info["stride"].get<std::vector<int64_t>>();
@@ -330,7 +330,7 @@ TEST(CheckpointFixtures, SharedStorageViewsMatchRawStorage) {
   RWKV_REQUIRE_FIXTURES();
   const auto& model = rwkv::test::expected()["model"];
   const std::string dtype = model["storage_dtype"];
-  const Checkpoint ckpt = rwkv::load_checkpoint(fixture(model["file"]));
+  const Checkpoint ckpt = rwkv::io::load_checkpoint(fixture(model["file"]));
   const auto& views = model["shared_storage_tensors"];
   ASSERT_GE(views.size(), 2u);
   for (const auto& view : views)
@@ -349,7 +349,7 @@ TEST(CheckpointFixtures, SharedStorageViewsMatchRawStorage) {
 
 TEST(CheckpointFixtures, Bfloat16ConversionIsExact) {
   RWKV_REQUIRE_FIXTURES();
-  const Checkpoint ckpt = rwkv::load_checkpoint(fixture("embedding.pth"));
+  const Checkpoint ckpt = rwkv::io::load_checkpoint(fixture("embedding.pth"));
   const HostTensor& emb = ckpt.at("rwkv.emb.weight");
   const auto found = matching_storages("embedding.pth", [&](const std::string& raw) {
     if (raw.size() != static_cast<size_t>(emb.numel()) * 2) return false;
@@ -373,7 +373,7 @@ TEST(CheckpointFixtures, Bfloat16ConversionIsExact) {
 
 TEST(CheckpointFixtures, Float32TensorMatchesRawStorage) {
   RWKV_REQUIRE_FIXTURES();
-  const Checkpoint ckpt = rwkv::load_checkpoint(fixture("reranker_full.pth"));
+  const Checkpoint ckpt = rwkv::io::load_checkpoint(fixture("reranker_full.pth"));
   const HostTensor& t = ckpt.at("reranker.head.0.weight");
   const auto found = matching_storages("reranker_full.pth", [&](const std::string& raw) {
     return raw.size() == static_cast<size_t>(t.numel()) * 4 &&
@@ -384,9 +384,9 @@ TEST(CheckpointFixtures, Float32TensorMatchesRawStorage) {
 
 TEST(CheckpointFixtures, MemoryAndFileLoadsAgree) {
   RWKV_REQUIRE_FIXTURES();
-  const Checkpoint from_file = rwkv::load_checkpoint(fixture("reranker_idx.pth"));
-  const Checkpoint from_memory =
-      rwkv::load_checkpoint_from_memory("reranker_idx.pth", read_file(fixture("reranker_idx.pth")));
+  const Checkpoint from_file = rwkv::io::load_checkpoint(fixture("reranker_idx.pth"));
+  const Checkpoint from_memory = rwkv::io::load_checkpoint_from_memory(
+      "reranker_idx.pth", read_file(fixture("reranker_idx.pth")));
   EXPECT_EQ(from_memory.path, "reranker_idx.pth");
   ASSERT_EQ(from_file.tensors.size(), from_memory.tensors.size());
   for (const auto& [name, tensor] : from_file.tensors) {
@@ -398,7 +398,7 @@ TEST(CheckpointFixtures, MemoryAndFileLoadsAgree) {
 
 TEST(CheckpointFixtures, AtNamesTheFileForAMissingKey) {
   RWKV_REQUIRE_FIXTURES();
-  const Checkpoint ckpt = rwkv::load_checkpoint(fixture("reranker_idx.pth"));
+  const Checkpoint ckpt = rwkv::io::load_checkpoint(fixture("reranker_idx.pth"));
   EXPECT_TRUE(ckpt.has("reranker.emb.weight"));
   EXPECT_FALSE(ckpt.has("reranker.token.weight"));
   const std::string message =
@@ -428,7 +428,7 @@ TEST(CheckpointPth, HandBuiltArchiveWithViewsParameterAndIntList) {
                                       {"weird.prefix-1/data/1", u16_bytes({0x3f80, 0xc040})},
                                       {"weird.prefix-1/version", "3\n"},
                                       {"weird.prefix-1/byteorder", "little"}});
-  const Checkpoint ckpt = rwkv::load_checkpoint_from_memory("hand.pth", bytes);
+  const Checkpoint ckpt = rwkv::io::load_checkpoint_from_memory("hand.pth", bytes);
 
   ASSERT_EQ(ckpt.tensors.size(), 4u);
   EXPECT_EQ(ckpt.at("dense").shape, (std::vector<int64_t>{2, 3}));
@@ -452,18 +452,18 @@ TEST(CheckpointPth, StateDictWithMetadataAttribute) {
   p.op('s').op('s').op('b').stop();
   const std::string bytes =
       make_zip({{"archive/data.pkl", p.bytes()}, {"archive/data/0", floats_bytes({0.5f, -4.0f})}});
-  const Checkpoint ckpt = rwkv::load_checkpoint_from_memory("sd.pth", bytes);
+  const Checkpoint ckpt = rwkv::io::load_checkpoint_from_memory("sd.pth", bytes);
   EXPECT_EQ(ckpt.at("w").data, (std::vector<float>{0.5f, -4.0f}));
 }
 
 TEST(CheckpointErrors, MissingFileAndDirectory) {
   const std::string path = "/nonexistent-dir/missing.pth";
-  EXPECT_CONTAINS(error_of([&] { rwkv::load_checkpoint(path); }, path), "cannot open");
+  EXPECT_CONTAINS(error_of([&] { rwkv::io::load_checkpoint(path); }, path), "cannot open");
   const std::string dir = std::filesystem::temp_directory_path().string();
-  EXPECT_CONTAINS(error_of([&] { rwkv::load_checkpoint(dir); }, dir), "not a regular file");
+  EXPECT_CONTAINS(error_of([&] { rwkv::io::load_checkpoint(dir); }, dir), "not a regular file");
   TempFile empty("empty.pth");
   const std::string empty_path = empty.write("");
-  EXPECT_CONTAINS(error_of([&] { rwkv::load_checkpoint(empty_path); }, empty_path), "empty");
+  EXPECT_CONTAINS(error_of([&] { rwkv::io::load_checkpoint(empty_path); }, empty_path), "empty");
   EXPECT_CONTAINS(memory_error("nothing.pth", ""), "no data");
 }
 
@@ -476,7 +476,7 @@ TEST(CheckpointErrors, TruncatedPth) {
     memory_error("reranker_idx.pth", bytes.substr(0, keep));
     TempFile file("truncated.pth");
     const std::string path = file.write(bytes.substr(0, keep));
-    error_of([&] { rwkv::load_checkpoint(path); }, path);
+    error_of([&] { rwkv::io::load_checkpoint(path); }, path);
   }
 }
 
@@ -601,8 +601,8 @@ TEST(CheckpointSafetensors, HandBuiltFileLoads) {
 
   TempFile file("model.safetensors");
   const std::string path = file.write(bytes);
-  for (const Checkpoint& ckpt : {rwkv::load_checkpoint_from_memory("model.safetensors", bytes),
-                                 rwkv::load_checkpoint(path)}) {
+  for (const Checkpoint& ckpt : {rwkv::io::load_checkpoint_from_memory("model.safetensors", bytes),
+                                 rwkv::io::load_checkpoint(path)}) {
     ASSERT_EQ(ckpt.tensors.size(), 5u);
     EXPECT_EQ(ckpt.at("h").shape, (std::vector<int64_t>{2, 2}));
     EXPECT_EQ(ckpt.at("h").data, (std::vector<float>{1.0f, -2.0f, 65504.0f, 0x1p-24f}));
@@ -621,7 +621,7 @@ TEST(CheckpointSafetensors, HandBuiltFileLoads) {
 TEST(CheckpointSafetensors, EmptyFloat32TensorLoads) {
   const std::string bytes =
       safetensors(R"({"e":{"dtype":"F32","shape":[3,0],"data_offsets":[0,0]}})", "");
-  const Checkpoint ckpt = rwkv::load_checkpoint_from_memory("empty.safetensors", bytes);
+  const Checkpoint ckpt = rwkv::io::load_checkpoint_from_memory("empty.safetensors", bytes);
   EXPECT_EQ(ckpt.at("e").shape, (std::vector<int64_t>{3, 0}));
   EXPECT_TRUE(ckpt.at("e").data.empty());
 }
@@ -704,7 +704,7 @@ std::string mutate(const std::string& input, std::mt19937& rng) {
 void expect_load_or_checkpoint_error(const std::string& name, const std::string& bytes,
                                      int& loaded) {
   try {
-    rwkv::load_checkpoint_from_memory(name, bytes);
+    rwkv::io::load_checkpoint_from_memory(name, bytes);
     ++loaded;
   } catch (const CheckpointError& e) {
     ASSERT_TRUE(std::string(e.what()).starts_with(name + ":")) << e.what();

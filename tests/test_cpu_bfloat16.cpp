@@ -8,8 +8,8 @@
 #include <cmath>
 #include <random>
 
-#include "engine/engine.h"
-#include "engine/random_model.h"
+#include "engine/io/random_model.h"
+#include "engine/model/engine.h"
 #include "kernels/cpu/gemm.h"
 #include "tests/fixture_data.h"
 #include "tests/random_tokens.h"
@@ -22,18 +22,18 @@ using test::cosine;
 
 TEST(CpuBfloat16, WithinTheHalfPrecisionBoundsOnThe01bShape) {
   if (!kernels::cpu::has_bf16()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
-  const ModelShape shape = ModelShape::tiny_01b();
-  const Checkpoint model = make_random_embedding_checkpoint(shape, 21);
-  const Checkpoint reranker = make_random_reranker_checkpoint(shape, 22);
+  const io::ModelShape shape = io::ModelShape::tiny_01b();
+  const io::Checkpoint model = io::make_random_embedding_checkpoint(shape, 21);
+  const io::Checkpoint reranker = io::make_random_reranker_checkpoint(shape, 22);
   std::mt19937 rng(23);
   std::vector<std::vector<int32_t>> inputs;
   for (int n : {1, 40, 300}) inputs.push_back(test::random_tokens(rng, n));
-  std::vector<Engine::Sequence> seqs(inputs.begin(), inputs.end());
-  Engine::Wanted wanted;
+  std::vector<model::Engine::Sequence> seqs(inputs.begin(), inputs.end());
+  model::Engine::Wanted wanted;
   wanted.heads = {true, true, true};
   wanted.rerank = true;
   const auto run = [&](kernels::MatmulDtype dtype) {
-    Engine engine(kernels::make_cpu_backend(0, dtype), model, &reranker);
+    model::Engine engine(kernels::make_cpu_backend(0, dtype), model, &reranker);
     return engine.run(seqs, wanted);
   };
   const auto f32 = run(kernels::MatmulDtype::kFloat32);

@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/engine.h"
-#include "engine/random_model.h"
-#include "engine/templates.h"
-#include "engine/tokenizer.h"
+#include "engine/io/random_model.h"
+#include "engine/model/engine.h"
+#include "engine/text/prompt_templates.h"
+#include "engine/text/tokenizer.h"
 #include "kernels/cpu/gemm_int8.h"
 #include "tests/fixture_data.h"
 #include "tests/random_tokens.h"
@@ -204,15 +204,15 @@ struct Agreement {
 
 // Runs `embed` (every head) and `rerank` (logits of candidate lists) in
 // float32 and int8 and compares them.
-Agreement compare(const Checkpoint& model, const Checkpoint& reranker,
+Agreement compare(const io::Checkpoint& model, const io::Checkpoint& reranker,
                   const std::vector<std::vector<int32_t>>& embed,
                   const std::vector<std::vector<std::vector<int32_t>>>& rerank) {
-  Engine f32(kernels::make_cpu_backend(0, kernels::MatmulDtype::kFloat32), model, &reranker);
-  Engine i8(kernels::make_cpu_backend(0, kernels::MatmulDtype::kInt8), model, &reranker);
+  model::Engine f32(kernels::make_cpu_backend(0, kernels::MatmulDtype::kFloat32), model, &reranker);
+  model::Engine i8(kernels::make_cpu_backend(0, kernels::MatmulDtype::kInt8), model, &reranker);
   Agreement a;
-  Engine::Wanted heads;
+  model::Engine::Wanted heads;
   heads.heads = {true, true, true};
-  const std::vector<Engine::Sequence> seqs(embed.begin(), embed.end());
+  const std::vector<model::Engine::Sequence> seqs(embed.begin(), embed.end());
   const auto want = f32.run(seqs, heads), got = i8.run(seqs, heads);
   int n = 0;
   for (size_t i = 0; i < seqs.size(); ++i)
@@ -223,11 +223,11 @@ Agreement compare(const Checkpoint& model, const Checkpoint& reranker,
       ++n;
     }
   a.mean_cosine /= n;
-  Engine::Wanted logits;
+  model::Engine::Wanted logits;
   logits.heads = {false, false, false};
   logits.rerank = true;
   for (const auto& list : rerank) {
-    const std::vector<Engine::Sequence> cands(list.begin(), list.end());
+    const std::vector<model::Engine::Sequence> cands(list.begin(), list.end());
     const auto w = f32.run(cands, logits), g = i8.run(cands, logits);
     size_t best_w = 0, best_g = 0;
     float lo = w[0].logit, hi = w[0].logit;
@@ -256,9 +256,9 @@ void print(const char* what, const Agreement& a) {
 
 TEST(CpuInt8, AgreesWithFloat32OnThe01bShape) {
   if (!kernels::cpu::has_vnni()) GTEST_SKIP() << "this CPU has no VNNI: int8 is refused";
-  const ModelShape shape = ModelShape::tiny_01b();
-  const Checkpoint model = make_random_embedding_checkpoint(shape, 21);
-  const Checkpoint reranker = make_random_reranker_checkpoint(shape, 22);
+  const io::ModelShape shape = io::ModelShape::tiny_01b();
+  const io::Checkpoint model = io::make_random_embedding_checkpoint(shape, 21);
+  const io::Checkpoint reranker = io::make_random_reranker_checkpoint(shape, 22);
   std::mt19937 rng(23);
   std::vector<std::vector<int32_t>> embed;
   for (int n : {1, 5, 40, 120, 300, 600}) embed.push_back(test::random_tokens(rng, n));
@@ -284,7 +284,7 @@ TEST(CpuInt8, AgreesWithFloat32OnThe01bShape) {
 TEST(CpuInt8, AgreesWithFloat32OnTheFixtures) {
   RWKV_REQUIRE_FIXTURES();
   if (!kernels::cpu::has_vnni()) GTEST_SKIP() << "this CPU has no VNNI: int8 is refused";
-  const Checkpoint model = load_checkpoint(test::fixtures_dir() + "/embedding.pth");
+  const io::Checkpoint model = io::load_checkpoint(test::fixtures_dir() + "/embedding.pth");
   std::vector<std::vector<int32_t>> embed;
   for (const auto& c : test::expected()["embeddings"]) embed.push_back(test::to_ids(c["ids"]));
   // The fixture's rerank documents with the query, and 30 candidates made of
@@ -295,10 +295,10 @@ TEST(CpuInt8, AgreesWithFloat32OnTheFixtures) {
   const std::string query = online["query"].get<std::string>();
   for (const auto& c : test::expected()["embeddings"])
     if (c.contains("text"))
-      texts.push_back(
-          Tokenizer::world().encode(rerank_online_text(c["text"].get<std::string>(), query)));
+      texts.push_back(text::Tokenizer::world().encode(
+          text::rerank_online_text(c["text"].get<std::string>(), query)));
   for (const std::string name : {"reranker_idx", "reranker_full"}) {
-    const Checkpoint reranker = load_checkpoint(test::fixtures_dir() + "/" + name + ".pth");
+    const io::Checkpoint reranker = io::load_checkpoint(test::fixtures_dir() + "/" + name + ".pth");
     const Agreement a = compare(model, reranker, embed, {fixture_docs, texts});
     print(("fixtures, " + name).c_str(), a);
     // Measured: 0.99984, 0.99991, 0.0137 (idx) and 0.0194 (full), 0 and 1 of 51, 0.

@@ -10,9 +10,9 @@
 
 #include <random>
 
-#include "engine/engine.h"
-#include "engine/random_model.h"
-#include "engine/tokenizer.h"
+#include "engine/io/random_model.h"
+#include "engine/model/engine.h"
+#include "engine/text/tokenizer.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "tests/backend_params.h"
 #include "tests/fixture_data.h"
@@ -23,8 +23,8 @@ namespace {
 
 using test::random_tokens;
 
-Engine::Wanted all_heads(bool state) {
-  Engine::Wanted w;
+model::Engine::Wanted all_heads(bool state) {
+  model::Engine::Wanted w;
   w.heads = {true, true, true};
   w.state = state;
   return w;
@@ -46,15 +46,15 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, CudaVsCpu,
 TEST_P(CudaVsCpu, RandomModelOf01bShape) {
   RWKV_REQUIRE_BACKEND(GetParam());
   const bool half = test::half_precision(GetParam());
-  const Checkpoint model = make_random_embedding_checkpoint(ModelShape::tiny_01b(), 5);
+  const io::Checkpoint model = io::make_random_embedding_checkpoint(io::ModelShape::tiny_01b(), 5);
   std::mt19937 rng(4);
   std::vector<std::vector<int32_t>> inputs;
   for (int n : {1, 37, 300, 1100}) inputs.push_back(random_tokens(rng, n));
-  inputs[2][150] = Tokenizer::kEos;  // a sequence pooling two positions
-  std::vector<Engine::Sequence> seqs(inputs.begin(), inputs.end());
-  const Engine::Wanted wanted = all_heads(true);
-  Engine cpu(kernels::make_cpu_backend(), model, nullptr);
-  Engine gpu(test::make_backend(GetParam()), model, nullptr);
+  inputs[2][150] = text::Tokenizer::kEos;  // a sequence pooling two positions
+  std::vector<model::Engine::Sequence> seqs(inputs.begin(), inputs.end());
+  const model::Engine::Wanted wanted = all_heads(true);
+  model::Engine cpu(kernels::make_cpu_backend(), model, nullptr);
+  model::Engine gpu(test::make_backend(GetParam()), model, nullptr);
   const auto want = cpu.run(seqs, wanted), got = gpu.run(seqs, wanted);
   auto check = [&](const std::vector<float>& g, const std::vector<float>& w,
                    const std::string& what) {
@@ -63,7 +63,7 @@ TEST_P(CudaVsCpu, RandomModelOf01bShape) {
   for (size_t i = 0; i < seqs.size(); ++i) {
     const std::string what = "0.1B seq of " + std::to_string(inputs[i].size()) + " tokens";
     for (int h = 0; h < 3; ++h)
-      check(got[i].embeddings[h], want[i].embeddings[h], what + " " + kHeadNames[h]);
+      check(got[i].embeddings[h], want[i].embeddings[h], what + " " + model::kHeadNames[h]);
     check(got[i].state.shift, want[i].state.shift, what + " shift state");
     check(got[i].state.wkv, want[i].state.wkv, what + " wkv state");
   }
@@ -80,29 +80,29 @@ TEST_P(CudaVsCpu, RandomModelOf01bShape) {
 class CudaBatchInvariance : public ::testing::TestWithParam<std::string> {
  protected:
   static void SetUpTestSuite() {
-    model_ = new Checkpoint(make_random_embedding_checkpoint(ModelShape::demo(), 7));
+    model_ = new io::Checkpoint(io::make_random_embedding_checkpoint(io::ModelShape::demo(), 7));
   }
   static void TearDownTestSuite() { delete model_; }
   void SetUp() override { RWKV_REQUIRE_BACKEND(GetParam()); }
 
-  std::vector<Engine::Result> run(const std::vector<std::vector<int32_t>>& inputs,
-                                  EngineOptions opt = {}) {
-    Engine engine(test::make_backend(GetParam()), *model_, nullptr, opt);
-    std::vector<Engine::Sequence> seqs(inputs.begin(), inputs.end());
-    Engine::Wanted wanted;
+  std::vector<model::Engine::Result> run(const std::vector<std::vector<int32_t>>& inputs,
+                                         model::EngineOptions opt = {}) {
+    model::Engine engine(test::make_backend(GetParam()), *model_, nullptr, opt);
+    std::vector<model::Engine::Sequence> seqs(inputs.begin(), inputs.end());
+    model::Engine::Wanted wanted;
     wanted.state = true;
     return engine.run(seqs, wanted);
   }
 
-  static Checkpoint* model_;
+  static io::Checkpoint* model_;
 };
-Checkpoint* CudaBatchInvariance::model_ = nullptr;
+io::Checkpoint* CudaBatchInvariance::model_ = nullptr;
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaBatchInvariance,
                          ::testing::Values("cuda", "cuda_float16", "cuda_bfloat16"),
                          [](const auto& info) { return info.param; });
 
-void expect_identical(const Engine::Result& got, const Engine::Result& alone,
+void expect_identical(const model::Engine::Result& got, const model::Engine::Result& alone,
                       const std::string& what) {
   EXPECT_EQ(got.embeddings[0], alone.embeddings[0]) << what << " embedding";
   EXPECT_EQ(got.state.shift, alone.state.shift) << what << " shift state";
@@ -124,7 +124,7 @@ TEST_P(CudaBatchInvariance, AloneBatchedAndChunkedAreBitIdentical) {
   expect_identical(batched.back(), alone, "last in a mixed batch");
 
   for (int chunk : {1, 7, 64, 199}) {
-    EngineOptions opt;
+    model::EngineOptions opt;
     opt.chunk_tokens = chunk;
     opt.max_step_tokens = 97;
     opt.max_slots = 3;
@@ -141,17 +141,17 @@ TEST_P(CudaBatchInvariance, AloneBatchedAndChunkedAreBitIdentical) {
 
 TEST(CudaGraphs, ReplaysEqualDirectRuns) {
   if (kernels::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
-  const ModelShape shape = ModelShape::demo();
-  const Checkpoint model = make_random_embedding_checkpoint(shape, 11);
-  const Checkpoint reranker = make_random_reranker_checkpoint(shape, 12);
-  EngineOptions opt;
+  const io::ModelShape shape = io::ModelShape::demo();
+  const io::Checkpoint model = io::make_random_embedding_checkpoint(shape, 11);
+  const io::Checkpoint reranker = io::make_random_reranker_checkpoint(shape, 12);
+  model::EngineOptions opt;
   opt.max_slots = 4;
   auto make = [&](bool graphs) {
     kernels::CudaOptions o;
     o.graphs = graphs;
-    return Engine(kernels::make_cuda_backend(0, o), model, &reranker, opt);
+    return model::Engine(kernels::make_cuda_backend(0, o), model, &reranker, opt);
   };
-  Engine direct = make(false), recorded = make(true);
+  model::Engine direct = make(false), recorded = make(true);
 
   // Six steps of 96 tokens in 3 sequences, split three ways: each split is
   // seen twice (recorded on the second sight), then replayed.
@@ -162,16 +162,16 @@ TEST(CudaGraphs, ReplaysEqualDirectRuns) {
     std::vector<std::vector<int32_t>> tokens;
     for (int n : lengths) tokens.push_back(random_tokens(rng, n));
     std::vector<std::vector<float>> results[2];
-    for (Engine* engine : {&direct, &recorded}) {
+    for (model::Engine* engine : {&direct, &recorded}) {
       std::vector<int> slots;
-      std::vector<Engine::Chunk> chunks;
+      std::vector<model::Engine::Chunk> chunks;
       for (const auto& t : tokens) {
         slots.push_back(engine->acquire_slot());
         chunks.push_back({slots.back(), t});
       }
       engine->step(chunks);
       auto& out = results[engine == &recorded];
-      for (auto& e : engine->embeddings(slots, Head::kRetrieval)) out.push_back(e);
+      for (auto& e : engine->embeddings(slots, model::EmbeddingHead::kRetrieval)) out.push_back(e);
       for (int s : slots) out.push_back(engine->read_state(s).wkv);
       out.push_back(engine->rerank_logits(slots));
       for (int s : slots) engine->release_slot(s);

@@ -12,7 +12,7 @@
 #include <cmath>
 #include <random>
 
-#include "engine/device_matrix.h"
+#include "engine/model/device_matrix.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "tests/fixture_data.h"
 
@@ -39,7 +39,7 @@ std::vector<float> random_floats(std::mt19937& rng, size_t n, float lo, float hi
 // One host array mirrored into both backends.
 template <typename T>
 struct Mirror {
-  DeviceBuffer<T> cpu, gpu;
+  model::DeviceBuffer<T> cpu, gpu;
   Mirror(Backend& c, Backend& g, const std::vector<T>& host) : cpu(c, host), gpu(g, host) {}
   T* on(bool gpu_side) const { return gpu_side ? gpu.get() : cpu.get(); }
 };
@@ -175,8 +175,8 @@ TEST_F(CudaOps, MatmulPerDtype) {
       const auto w = random_floats(rng_, size_t(N) * K, -1, 1);
       const auto x = random_floats(rng_, size_t(M) * K, -1, 1);
       const auto y0 = random_floats(rng_, size_t(M) * N, -1, 1);
-      const DeviceMatrix w_cpu(*cpu_, w, N, K, MatrixInput::kActivations);
-      const DeviceMatrix w_gpu(*gpu, w, N, K, MatrixInput::kActivations);
+      const model::DeviceMatrix w_cpu(*cpu_, w, N, K, MatrixInput::kActivations);
+      const model::DeviceMatrix w_gpu(*gpu, w, N, K, MatrixInput::kActivations);
       const double unit = w_gpu.view().dtype == MatmulDtype::kFloat16    ? std::ldexp(1.0, -11)
                           : w_gpu.view().dtype == MatmulDtype::kBFloat16 ? std::ldexp(1.0, -8)
                                                                          : 0.0;
@@ -186,12 +186,12 @@ TEST_F(CudaOps, MatmulPerDtype) {
       std::vector<float> abs_x(x), abs_w(w);
       for (float& v : abs_x) v = std::abs(v);
       for (float& v : abs_w) v = std::abs(v);
-      const DeviceMatrix abs_w_cpu(*cpu_, abs_w, N, K, MatrixInput::kActivations);
-      DeviceArray abs_x_cpu(*cpu_, abs_x), magnitude(*cpu_, size_t(M) * N);
+      const model::DeviceMatrix abs_w_cpu(*cpu_, abs_w, N, K, MatrixInput::kActivations);
+      model::DeviceArray abs_x_cpu(*cpu_, abs_x), magnitude(*cpu_, size_t(M) * N);
       cpu_->matmul(M, abs_x_cpu.get(), abs_w_cpu.view(), magnitude.get(), false);
 
       for (bool acc : {true, false}) {
-        DeviceArray xc(*cpu_, x), yc(*cpu_, y0), xg(*gpu, x), yg(*gpu, y0);
+        model::DeviceArray xc(*cpu_, x), yc(*cpu_, y0), xg(*gpu, x), yg(*gpu, y0);
         cpu_->matmul(M, xc.get(), w_cpu.view(), yc.get(), acc);
         gpu->matmul(M, xg.get(), w_gpu.view(), yg.get(), acc);
         gpu->synchronize();
@@ -211,15 +211,16 @@ TEST_F(CudaOps, UnboundedInputsTakeBfloat16) {
   const int M = 64, N = 128, K = 256;
   const auto w = random_floats(rng_, size_t(N) * K, -1, 1);
   const auto x = random_floats(rng_, size_t(M) * K, 0, 1e5f);
-  const DeviceMatrix w_cpu(*cpu_, w, N, K, MatrixInput::kUnbounded);
-  const DeviceMatrix w_gpu(*gpu, w, N, K, MatrixInput::kUnbounded);
+  const model::DeviceMatrix w_cpu(*cpu_, w, N, K, MatrixInput::kUnbounded);
+  const model::DeviceMatrix w_gpu(*gpu, w, N, K, MatrixInput::kUnbounded);
   ASSERT_EQ(w_gpu.view().dtype, MatmulDtype::kBFloat16);
-  EXPECT_EQ(DeviceMatrix(*gpu, w, N, K, MatrixInput::kFloat32).view().dtype, MatmulDtype::kFloat32);
+  EXPECT_EQ(model::DeviceMatrix(*gpu, w, N, K, MatrixInput::kFloat32).view().dtype,
+            MatmulDtype::kFloat32);
 
   std::vector<float> abs_w(w);
   for (float& v : abs_w) v = std::abs(v);
-  const DeviceMatrix abs_w_cpu(*cpu_, abs_w, N, K, MatrixInput::kActivations);
-  DeviceArray xc(*cpu_, x), yc(*cpu_, size_t(M) * N), xg(*gpu, x), yg(*gpu, size_t(M) * N),
+  const model::DeviceMatrix abs_w_cpu(*cpu_, abs_w, N, K, MatrixInput::kActivations);
+  model::DeviceArray xc(*cpu_, x), yc(*cpu_, size_t(M) * N), xg(*gpu, x), yg(*gpu, size_t(M) * N),
       magnitude(*cpu_, size_t(M) * N);
   cpu_->matmul(M, xc.get(), abs_w_cpu.view(), magnitude.get(), false);  // x >= 0
   cpu_->matmul(M, xc.get(), w_cpu.view(), yc.get(), false);
@@ -361,8 +362,9 @@ TEST(CudaWkvChunked, MatchesSequential) {
     kernels::CudaOptions o;
     o.wkv_chunked_min_tokens = chunked_min_tokens;
     auto be = kernels::make_cuda_backend(0, o);
-    DeviceInts seq_start(*be, host.seq_start), slots(*be, host.slots), tokens(*be, host.tokens);
-    DeviceArray r(*be, in.r), decay(*be, in.decay), k(*be, in.k), v(*be, in.v),
+    model::DeviceInts seq_start(*be, host.seq_start), slots(*be, host.slots),
+        tokens(*be, host.tokens);
+    model::DeviceArray r(*be, in.r), decay(*be, in.decay), k(*be, in.k), v(*be, in.v),
         alpha(*be, in.alpha), beta(*be, in.beta), y(*be, size_t(T) * C), state(*be, initial);
     const kernels::PackedBatch batch{T, S, tokens.get(), seq_start.get(), slots.get()};
     be->wkv7(batch, H, r.get(), decay.get(), k.get(), v.get(), alpha.get(), beta.get(),

@@ -2,21 +2,21 @@
 // LRU within its byte budget, erase, and a budget of 0 that keeps nothing.
 #include <gtest/gtest.h>
 
-#include "engine/decoded_state_cache.h"
+#include "engine/states/decoded_state_cache.h"
 
 namespace rwkv {
 namespace {
 
 // A state of `values` float32 values (4 bytes each).
-std::shared_ptr<const SequenceState> state(size_t values, float fill = 1) {
-  auto s = std::make_shared<SequenceState>();
+std::shared_ptr<const states::SequenceState> state(size_t values, float fill = 1) {
+  auto s = std::make_shared<states::SequenceState>();
   s->shift.assign(values / 2, fill);
   s->wkv.assign(values - values / 2, fill);
   return s;
 }
 
 TEST(DecodedStateCache, HitsOnlyForTheRecordItWasFilledFrom) {
-  DecodedStateCache cache(1 << 20);
+  states::DecodedStateCache cache(1 << 20);
   EXPECT_EQ(cache.find("", "a", "w1"), nullptr);
   const auto a = state(100);
   cache.insert("", "a", "w1", a);
@@ -26,21 +26,21 @@ TEST(DecodedStateCache, HitsOnlyForTheRecordItWasFilledFrom) {
   EXPECT_EQ(cache.find("", "a", "w2"), nullptr);  // overwritten (by any replica): stale
   EXPECT_EQ(cache.stats().entries, 0u);           // and dropped
   EXPECT_EQ(cache.find("", "a", "w1"), nullptr);
-  const DecodedStateCacheStats st = cache.stats();
+  const states::DecodedStateCacheStats st = cache.stats();
   EXPECT_EQ(st.hits, 1u);
   EXPECT_EQ(st.misses, 4u);
   EXPECT_EQ(st.bytes, 0u);
 }
 
 TEST(DecodedStateCache, RecordsWithoutAWriteIdAreNotKept) {
-  DecodedStateCache cache(1 << 20);
+  states::DecodedStateCache cache(1 << 20);
   cache.insert("", "old", "", state(10));
   EXPECT_EQ(cache.stats().entries, 0u);
   EXPECT_EQ(cache.find("", "old", ""), nullptr);
 }
 
 TEST(DecodedStateCache, EvictsLeastRecentlyUsedWithinTheBudget) {
-  DecodedStateCache cache(3 * 400);  // three states of 100 values
+  states::DecodedStateCache cache(3 * 400);  // three states of 100 values
   for (const char* id : {"a", "b", "c"}) cache.insert("", id, "w", state(100));
   EXPECT_EQ(cache.stats().bytes, 1200u);
   ASSERT_NE(cache.find("", "a", "w"), nullptr);  // a is now the most recent
@@ -60,13 +60,13 @@ TEST(DecodedStateCache, EvictsLeastRecentlyUsedWithinTheBudget) {
 }
 
 TEST(DecodedStateCache, EraseAndAZeroBudget) {
-  DecodedStateCache cache(1 << 20);
+  states::DecodedStateCache cache(1 << 20);
   cache.insert("", "a", "w", state(10));
   cache.erase("", "a");
   cache.erase("", "never");
   EXPECT_EQ(cache.find("", "a", "w"), nullptr);
   EXPECT_EQ(cache.stats().entries, 0u);
-  DecodedStateCache off(0);
+  states::DecodedStateCache off(0);
   off.insert("", "a", "w", state(10));
   EXPECT_EQ(off.find("", "a", "w"), nullptr);
   EXPECT_EQ(off.stats().bytes, 0u);

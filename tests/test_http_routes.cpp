@@ -9,10 +9,10 @@
 #include <stdexcept>
 #include <thread>
 
-#include "engine/checkpoint.h"
-#include "engine/random_model.h"
-#include "engine/templates.h"
-#include "engine/tokenizer.h"
+#include "engine/io/checkpoint.h"
+#include "engine/io/random_model.h"
+#include "engine/text/prompt_templates.h"
+#include "engine/text/tokenizer.h"
 #include "server/deadline_http_server.h"
 #include "server/http_server.h"
 #include "server/http_util.h"
@@ -57,7 +57,7 @@ TEST(HttpRoutes, ValidationErrorsAreClientErrorsAndInternalOnesAreGeneric500s) {
   route("/validation", ErrorStyle::kOpenAI,
         [] { throw api::ApiError::bad_request("'input' must not be empty", "input"); });
   route("/tokens", ErrorStyle::kOpenAI,
-        [] { throw InvalidTokens("token id 70000 is outside the vocabulary"); });
+        [] { throw model::InvalidTokens("token id 70000 is outside the vocabulary"); });
   route("/shape", ErrorStyle::kOpenAI,
         [] { throw std::invalid_argument("state does not match the model's shape"); });
   route("/stoi", ErrorStyle::kCohere, [] { (void)std::stoi("not a number"); });
@@ -92,25 +92,26 @@ TEST(HttpRoutes, ValidationErrorsAreClientErrorsAndInternalOnesAreGeneric500s) {
 class LateFailure : public ::testing::TestWithParam<ErrorStyle> {
  protected:
   void SetUp() override {
-    EngineOptions one_slot;
+    model::EngineOptions one_slot;
     one_slot.max_slots = 1;
     one_slot.chunk_tokens = 16;
-    ctx_.engine = std::make_unique<Engine>(kernels::make_cpu_backend(1),
-                                           make_random_embedding_checkpoint(ModelShape::demo(), 0),
-                                           nullptr, one_slot);
-    ctx_.scheduler = std::make_unique<Scheduler>(*ctx_.engine, SchedulerOptions{});
+    ctx_.engine = std::make_unique<model::Engine>(
+        kernels::make_cpu_backend(1),
+        io::make_random_embedding_checkpoint(io::ModelShape::demo(), 0), nullptr, one_slot);
+    ctx_.scheduler =
+        std::make_unique<scheduling::Scheduler>(*ctx_.engine, scheduling::SchedulerOptions{});
     add_route(server_.http(), ctx_, {"POST", "/late", GetParam()},
               [this](const httplib::Request&, httplib::Response& res) {
                 respond_when_done(res, ctx_, ctx_.scheduler->submit({job({1, 2, 3})}),
-                                  [](std::vector<Engine::Result>&) -> json {
+                                  [](std::vector<model::Engine::Result>&) -> json {
                                     throw std::runtime_error("internal detail");
                                   });
               });
   }
-  static SequenceJob job(std::vector<int32_t> tokens) {
-    SequenceJob j;
+  static scheduling::SequenceJob job(std::vector<int32_t> tokens) {
+    scheduling::SequenceJob j;
     j.tokens = std::move(tokens);
-    j.tokens.push_back(Tokenizer::kEos);
+    j.tokens.push_back(text::Tokenizer::kEos);
     return j;
   }
 
@@ -172,7 +173,7 @@ INSTANTIATE_TEST_SUITE_P(Styles, LateFailure,
                            return info.param == ErrorStyle::kCohere ? "Cohere" : "OpenAI";
                          });
 
-const std::string kPrefix = std::string(kRerankInstruction) + "Document: ";
+const std::string kPrefix = std::string(text::kRerankInstruction) + "Document: ";
 const std::string kQuery = "what is this?";
 
 bool starts_with(const std::vector<int32_t>& ids, const std::vector<int32_t>& head) {
@@ -184,12 +185,13 @@ class RerankTruncation : public ::testing::Test {
  protected:
   void SetUp() override {
     RWKV_REQUIRE_FIXTURES();
-    embedding_ = load_checkpoint(test::fixtures_dir() + "/embedding.pth");
-    reranker_ = load_checkpoint(test::fixtures_dir() + "/reranker_idx.pth");
+    embedding_ = io::load_checkpoint(test::fixtures_dir() + "/embedding.pth");
+    reranker_ = io::load_checkpoint(test::fixtures_dir() + "/reranker_idx.pth");
     ctx_.options.served_model_names = {"rwkv-fixture"};
-    ctx_.engine = std::make_unique<Engine>(kernels::make_cpu_backend(1), *embedding_, &*reranker_,
-                                           EngineOptions{});
-    ctx_.scheduler = std::make_unique<Scheduler>(*ctx_.engine, SchedulerOptions{});
+    ctx_.engine = std::make_unique<model::Engine>(kernels::make_cpu_backend(1), *embedding_,
+                                                  &*reranker_, model::EngineOptions{});
+    ctx_.scheduler =
+        std::make_unique<scheduling::Scheduler>(*ctx_.engine, scheduling::SchedulerOptions{});
     server_ = std::make_unique<TestServer>();
     register_rerank_routes(server_->http(), ctx_);
   }
@@ -211,11 +213,12 @@ class RerankTruncation : public ::testing::Test {
 
   // The score of exactly these ids, from an engine of its own.
   double score_of(const std::vector<int32_t>& ids) {
-    Engine engine(kernels::make_cpu_backend(1), *embedding_, &*reranker_, EngineOptions{});
-    Engine::Wanted wanted;
+    model::Engine engine(kernels::make_cpu_backend(1), *embedding_, &*reranker_,
+                         model::EngineOptions{});
+    model::Engine::Wanted wanted;
     wanted.heads = {false, false, false};
     wanted.rerank = true;
-    const std::vector<Engine::Sequence> seqs = {{ids}};
+    const std::vector<model::Engine::Sequence> seqs = {{ids}};
     return 1.0 / (1.0 + std::exp(-double(engine.run(seqs, wanted)[0].logit)));
   }
 
@@ -226,7 +229,7 @@ class RerankTruncation : public ::testing::Test {
   // template encoded around it) would have sent, for the premises.
   void expect_token_level_cut(const std::string& document, const std::string& cut,
                               std::vector<int32_t>* old_ids) {
-    const Tokenizer& tok = Tokenizer::world();
+    const text::Tokenizer& tok = text::Tokenizer::world();
     const std::vector<int32_t> whole = tok.encode(kPrefix + document, false);
     const std::vector<int32_t> up_to_cut = tok.encode(kPrefix + cut, false);
     // "Document:" then the document's tokens; its first takes the space before it.
@@ -237,15 +240,15 @@ class RerankTruncation : public ::testing::Test {
     const size_t keep = up_to_cut.size() - before.size();
     std::vector<int32_t> want = up_to_cut;
     tok.encode_into("\nQuery: " + kQuery, want);
-    want.push_back(Tokenizer::kEos);
+    want.push_back(text::Tokenizer::kEos);
 
     const std::vector<int32_t> own = tok.encode(document, false);
-    *old_ids = tok.encode(rerank_online_text(tok.decode(std::span(own).first(keep)), kQuery));
+    *old_ids = tok.encode(text::rerank_online_text(tok.decode(std::span(own).first(keep)), kQuery));
     EXPECT_NEAR(served_score(document, kQuery, int(keep)), score_of(want), 1e-6);
     EXPECT_NE(*old_ids, want);  // the premise: the old way scores something else
   }
 
-  std::optional<Checkpoint> embedding_, reranker_;
+  std::optional<io::Checkpoint> embedding_, reranker_;
   ServerContext ctx_;
   std::unique_ptr<TestServer> server_;
 };
@@ -261,8 +264,9 @@ TEST_F(RerankTruncation, KeepsTheTokensThatReencodingWouldMergeWithTheTemplate) 
   // Re-encoded, the cut's "\n" and the template's "\nQuery" become one "\n\n" token.
   std::vector<int32_t> old_ids;
   expect_token_level_cut("Hello world.\nNext line", "Hello world.\n", &old_ids);
-  EXPECT_NE(std::find(old_ids.begin(), old_ids.end(), Tokenizer::world().encode("\n\n", false)[0]),
-            old_ids.end());
+  EXPECT_NE(
+      std::find(old_ids.begin(), old_ids.end(), text::Tokenizer::world().encode("\n\n", false)[0]),
+      old_ids.end());
 }
 
 }  // namespace

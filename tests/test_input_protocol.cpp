@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "api/api_error.h"
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 #include "server/inputs.h"
 #include "tests/fixture_data.h"
 
@@ -23,7 +23,7 @@ using api::TextOptions;
 using api::Truncate;
 using nlohmann::json;
 
-constexpr int32_t kEos = Tokenizer::kEos;
+constexpr int32_t kEos = text::Tokenizer::kEos;
 
 std::vector<int32_t> text_ids(size_t n) {
   std::vector<int32_t> ids(n);
@@ -124,9 +124,9 @@ TEST(Instructions, FormatAndDefaults) {
             "Retrieve semantically similar text");
   EXPECT_EQ(InputPreprocessor::default_description(InputType::kClustering),
             "Categorizing the given news title");
-  EXPECT_EQ(head_of(InputType::kSearchQuery), Head::kRetrieval);
-  EXPECT_EQ(head_of(InputType::kSts), Head::kSts);
-  EXPECT_EQ(head_of(InputType::kClustering), Head::kClassification);
+  EXPECT_EQ(head_of(InputType::kSearchQuery), model::EmbeddingHead::kRetrieval);
+  EXPECT_EQ(head_of(InputType::kSts), model::EmbeddingHead::kSts);
+  EXPECT_EQ(head_of(InputType::kClustering), model::EmbeddingHead::kClassification);
 }
 
 PreparedText prepare(const InputPreprocessor& p, const std::string& text, InputType type,
@@ -136,7 +136,7 @@ PreparedText prepare(const InputPreprocessor& p, const std::string& text, InputT
 }
 
 TEST(InputPreprocessor, TextsThroughInstructionAndProtocol) {
-  const Tokenizer& tok = Tokenizer::world();
+  const text::Tokenizer& tok = text::Tokenizer::world();
   const InputPreprocessor p;
   const auto query = tok.encode(
       "Instruct: Given a query, retrieve documents that answer the "
@@ -173,7 +173,7 @@ TEST(InputPreprocessor, TextsThroughInstructionAndProtocol) {
 }
 
 TEST(InputPreprocessor, LimitCountsTheTextsOwnTokens) {
-  const Tokenizer& tok = Tokenizer::world();
+  const text::Tokenizer& tok = text::Tokenizer::world();
   const InputPreprocessor p;
   const std::string text = "one two three four five six seven eight nine ten";
   const auto ids = tok.encode(text, false);

@@ -11,9 +11,9 @@
 
 #include <cmath>
 
-#include "engine/engine.h"
-#include "engine/templates.h"
-#include "engine/tokenizer.h"
+#include "engine/model/engine.h"
+#include "engine/text/prompt_templates.h"
+#include "engine/text/tokenizer.h"
 #include "tests/backend_params.h"
 #include "tests/fixture_data.h"
 
@@ -34,12 +34,12 @@ constexpr double kHalfMaxAbsOfScale = 0.02;
 constexpr double kHalfLogitTol = 0.02;
 
 struct Fixture {
-  Checkpoint embedding, rr_idx, rr_full;
+  io::Checkpoint embedding, rr_idx, rr_full;
   Fixture()
-      : embedding(load_checkpoint(test::fixtures_dir() + "/embedding.pth")),
-        rr_idx(load_checkpoint(test::fixtures_dir() + "/reranker_idx.pth")),
-        rr_full(load_checkpoint(test::fixtures_dir() + "/reranker_full.pth")) {}
-  const Checkpoint& reranker(const std::string& name) const {
+      : embedding(io::load_checkpoint(test::fixtures_dir() + "/embedding.pth")),
+        rr_idx(io::load_checkpoint(test::fixtures_dir() + "/reranker_idx.pth")),
+        rr_full(io::load_checkpoint(test::fixtures_dir() + "/reranker_full.pth")) {}
+  const io::Checkpoint& reranker(const std::string& name) const {
     return name == "rr_idx" ? rr_idx : rr_full;
   }
 };
@@ -55,10 +55,10 @@ class ModelFixtures : public ::testing::TestWithParam<std::string> {
     RWKV_REQUIRE_FIXTURES();
     RWKV_REQUIRE_BACKEND(GetParam());
   }
-  std::unique_ptr<Engine> make_engine(const Checkpoint* reranker = nullptr,
-                                      EngineOptions opt = {}) {
-    return std::make_unique<Engine>(test::make_backend(GetParam()), fixture().embedding, reranker,
-                                    opt);
+  std::unique_ptr<model::Engine> make_engine(const io::Checkpoint* reranker = nullptr,
+                                             model::EngineOptions opt = {}) {
+    return std::make_unique<model::Engine>(test::make_backend(GetParam()), fixture().embedding,
+                                           reranker, opt);
   }
 
   void check_embedding(const std::vector<float>& got, const std::vector<float>& want,
@@ -96,8 +96,8 @@ INSTANTIATE_TEST_SUITE_P(Backends, ModelFixtures,
                                            "cuda_bfloat16"),
                          [](const auto& info) { return info.param; });
 
-Engine::Wanted all_heads(bool state = false) {
-  Engine::Wanted w;
+model::Engine::Wanted all_heads(bool state = false) {
+  model::Engine::Wanted w;
   w.heads = {true, true, true};
   w.state = state;
   return w;
@@ -108,7 +108,7 @@ TEST_P(ModelFixtures, EmbeddingsAndStatesOfEveryCase) {
   for (const json& c : expected()["embeddings"]) {
     const std::string name = c["name"];
     const auto ids = to_ids(c["ids"]);
-    const Engine::Sequence seq{ids};
+    const model::Engine::Sequence seq{ids};
     const auto r = engine->run(std::span(&seq, 1), all_heads(true))[0];
     check_embedding(r.embeddings[0], to_floats(c["retr"]), name + " retr");
     check_embedding(r.embeddings[1], to_floats(c["sts"]), name + " sts");
@@ -126,10 +126,10 @@ TEST_P(ModelFixtures, SplitPassCarriesState) {
     const int slot = engine->acquire_slot();
     for (const json& range : c["chunks"]) {
       const int begin = range[0], end = range[1];
-      const Engine::Chunk chunk{slot, std::span(ids).subspan(begin, end - begin)};
+      const model::Engine::Chunk chunk{slot, std::span(ids).subspan(begin, end - begin)};
       engine->step(std::span(&chunk, 1));
     }
-    const auto emb = engine->embeddings(std::span(&slot, 1), Head::kRetrieval);
+    const auto emb = engine->embeddings(std::span(&slot, 1), model::EmbeddingHead::kRetrieval);
     const auto state = engine->read_state(slot);
     engine->release_slot(slot);
     check_embedding(emb[0], to_floats(c["retr_split"]), name + " retr_split");
@@ -148,7 +148,7 @@ TEST_P(ModelFixtures, UpstreamBatchesRowByRow) {
     const std::string name = c["name"];
     std::vector<std::vector<int32_t>> rows;
     for (const json& row : c["batch_ids"]) rows.push_back(to_ids(row));
-    std::vector<Engine::Sequence> seqs(rows.begin(), rows.end());
+    std::vector<model::Engine::Sequence> seqs(rows.begin(), rows.end());
     const auto results = engine->run(seqs, all_heads(true));
     const auto s0 = load_state_file(c["state0"]);  // [L, 2, B, C]
     const auto s1 = load_state_file(c["state1"]);  // [L, B, H, 64, 64]
@@ -179,12 +179,12 @@ TEST_P(ModelFixtures, OnlineRerank) {
     auto engine = make_engine(&fixture().reranker(name));
     std::vector<std::vector<int32_t>> ids;
     for (size_t i = 0; i < c["documents"].size(); ++i) {
-      ids.push_back(Tokenizer::world().encode(
-          rerank_online_text(c["documents"][i].get<std::string>(), c["query"].get<std::string>())));
+      ids.push_back(text::Tokenizer::world().encode(text::rerank_online_text(
+          c["documents"][i].get<std::string>(), c["query"].get<std::string>())));
       ASSERT_EQ(ids.back(), to_ids(c["ids"][i]));
     }
-    std::vector<Engine::Sequence> seqs(ids.begin(), ids.end());
-    Engine::Wanted wanted;
+    std::vector<model::Engine::Sequence> seqs(ids.begin(), ids.end());
+    model::Engine::Wanted wanted;
     wanted.heads = {false, false, false};
     wanted.rerank = wanted.state = true;
     const auto results = engine->run(seqs, wanted);
@@ -207,25 +207,25 @@ TEST_P(ModelFixtures, OfflineRerankFromCachedStates) {
     std::vector<std::vector<int32_t>> doc_ids;
     for (const json& d : c["documents"]) {
       doc_ids.push_back(
-          Tokenizer::world().encode(rerank_document_text(d.get<std::string>()), false));
+          text::Tokenizer::world().encode(text::rerank_document_text(d.get<std::string>()), false));
       ASSERT_EQ(doc_ids.back(), to_ids(c["doc_ids"][doc_ids.size() - 1]));
     }
     const auto query_ids =
-        Tokenizer::world().encode(rerank_query_text(c["query"].get<std::string>()));
+        text::Tokenizer::world().encode(text::rerank_query_text(c["query"].get<std::string>()));
     ASSERT_EQ(query_ids, to_ids(c["query_ids"]));
 
-    std::vector<Engine::Sequence> docs(doc_ids.begin(), doc_ids.end());
-    Engine::Wanted state_only;
+    std::vector<model::Engine::Sequence> docs(doc_ids.begin(), doc_ids.end());
+    model::Engine::Wanted state_only;
     state_only.heads = {false, false, false};
     state_only.state = true;
     const auto cached = engine->run(docs, state_only);
-    std::vector<Engine::Sequence> queries;
+    std::vector<model::Engine::Sequence> queries;
     for (size_t i = 0; i < cached.size(); ++i) {
       check_state(cached[i].state.shift, c["cached_state0"][i], name + " cached state0");
       check_state(cached[i].state.wkv, c["cached_state1"][i], name + " cached state1");
       queries.push_back({query_ids, &cached[i].state});
     }
-    Engine::Wanted wanted = state_only;
+    model::Engine::Wanted wanted = state_only;
     wanted.rerank = true;
     const auto results = engine->run(queries, wanted);
     std::vector<float> logits;
@@ -239,12 +239,12 @@ TEST_P(ModelFixtures, OfflineRerankFromCachedStates) {
 }
 
 // Loading `model` (and `reranker`) must fail with a message containing each of `words`.
-void expect_load_error(const Checkpoint& model, const Checkpoint* reranker,
+void expect_load_error(const io::Checkpoint& model, const io::Checkpoint* reranker,
                        std::initializer_list<std::string> words) {
   try {
-    Engine engine(kernels::make_cpu_backend(), model, reranker);
+    model::Engine engine(kernels::make_cpu_backend(), model, reranker);
     FAIL() << "loaded a broken checkpoint";
-  } catch (const CheckpointError& e) {
+  } catch (const io::CheckpointError& e) {
     for (const auto& w : words)
       EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << e.what();
   }
@@ -253,22 +253,22 @@ void expect_load_error(const Checkpoint& model, const Checkpoint* reranker,
 TEST(ModelStructure, ErrorsAreClear) {
   RWKV_REQUIRE_FIXTURES();
   const Fixture& f = fixture();
-  Checkpoint shape = f.embedding;
+  io::Checkpoint shape = f.embedding;
   shape.tensors["rwkv.blocks.1.att.key.weight"].shape = {64, 256};
   expect_load_error(shape, nullptr,
                     {"embedding.pth", "rwkv.blocks.1.att.key.weight", "expected [128, 128]"});
 
-  Checkpoint missing = f.embedding;
+  io::Checkpoint missing = f.embedding;
   missing.tensors.erase("head.sts_head.fc2.weight");
   expect_load_error(missing, nullptr, {"missing tensor 'head.sts_head.fc2.weight'"});
 
   expect_load_error(f.rr_idx, nullptr, {"reranker_idx.pth", "reranker checkpoint"});
 
-  Checkpoint vision = f.embedding;
-  vision.tensors["vit.patch.weight"] = HostTensor{{1}, {0.f}};
+  io::Checkpoint vision = f.embedding;
+  vision.tensors["vit.patch.weight"] = io::HostTensor{{1}, {0.f}};
   expect_load_error(vision, nullptr, {"vision"});
 
-  Checkpoint bad_idx = f.rr_idx;
+  io::Checkpoint bad_idx = f.rr_idx;
   bad_idx.int_lists["reranker_layer_idx"] = {0, 7};
   expect_load_error(f.embedding, &bad_idx, {"reranker_layer_idx", "7"});
 }

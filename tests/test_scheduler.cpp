@@ -10,9 +10,9 @@
 #include <random>
 #include <thread>
 
-#include "engine/random_model.h"
-#include "engine/scheduler.h"
-#include "engine/tokenizer.h"
+#include "engine/io/random_model.h"
+#include "engine/scheduling/scheduler.h"
+#include "engine/text/tokenizer.h"
 #include "tests/random_tokens.h"
 
 namespace rwkv {
@@ -20,31 +20,31 @@ namespace {
 
 using test::random_tokens;
 
-const Checkpoint& model() {
-  static const Checkpoint m = make_random_embedding_checkpoint(ModelShape::demo(), 11);
+const io::Checkpoint& model() {
+  static const io::Checkpoint m = io::make_random_embedding_checkpoint(io::ModelShape::demo(), 11);
   return m;
 }
 
-std::unique_ptr<Engine> make_engine(EngineOptions opt = {}) {
-  return std::make_unique<Engine>(kernels::make_cpu_backend(), model(), nullptr, opt);
+std::unique_ptr<model::Engine> make_engine(model::EngineOptions opt = {}) {
+  return std::make_unique<model::Engine>(kernels::make_cpu_backend(), model(), nullptr, opt);
 }
 
-SequenceJob job(std::vector<int32_t> tokens) {
-  SequenceJob j;
+scheduling::SequenceJob job(std::vector<int32_t> tokens) {
+  scheduling::SequenceJob j;
   j.tokens = std::move(tokens);
   return j;
 }
 
-std::vector<float> embedding_alone(Engine& engine, const std::vector<int32_t>& tokens,
-                                   const SequenceState* initial = nullptr) {
-  const Engine::Sequence s{tokens, initial};
+std::vector<float> embedding_alone(model::Engine& engine, const std::vector<int32_t>& tokens,
+                                   const states::SequenceState* initial = nullptr) {
+  const model::Engine::Sequence s{tokens, initial};
   return engine.run(std::span(&s, 1), {})[0].embeddings[0];
 }
 
-SequenceState state_after(Engine& engine, const std::vector<int32_t>& tokens) {
-  Engine::Wanted wanted;
+states::SequenceState state_after(model::Engine& engine, const std::vector<int32_t>& tokens) {
+  model::Engine::Wanted wanted;
   wanted.state = true;
-  const Engine::Sequence s{tokens};
+  const model::Engine::Sequence s{tokens};
   return engine.run(std::span(&s, 1), wanted)[0].state;
 }
 
@@ -55,7 +55,7 @@ void expect_same(const std::vector<float>& got, const std::vector<float>& want,
 }
 
 // The results; a test failure, not a hang, for a request that never completes.
-std::vector<Engine::Result> results_of(PendingRequest& request) {
+std::vector<model::Engine::Result> results_of(scheduling::PendingRequest& request) {
   if (!request.wait_for(std::chrono::minutes(2))) {
     ADD_FAILURE() << "the request never completed";
     return {};
@@ -180,24 +180,24 @@ TEST(Scheduler, ConcurrentClientsGetTheirSingleRequestResults) {
   {
     auto engine = make_engine();
     for (const auto& t : texts) {
-      const Engine::Sequence s{t};
+      const model::Engine::Sequence s{t};
       reference.push_back(engine->run(std::span(&s, 1), {})[0].embeddings[0]);
     }
   }
 
-  EngineOptions opt;
+  model::EngineOptions opt;
   opt.max_slots = 5;
   opt.chunk_tokens = 32;
   opt.max_step_tokens = 100;
   auto engine = make_engine(opt);
-  Scheduler scheduler(*engine, {});
+  scheduling::Scheduler scheduler(*engine, {});
   std::vector<std::thread> clients;
   std::vector<std::vector<float>> got(texts.size());
   for (int c = 0; c < 6; ++c) {
     clients.emplace_back([&, c] {
       // Client c sends texts c, c+6, ... as requests of two sequences each.
       for (size_t i = c; i < texts.size(); i += 12) {
-        std::vector<SequenceJob> jobs{job(texts[i])};
+        std::vector<scheduling::SequenceJob> jobs{job(texts[i])};
         if (i + 6 < texts.size()) jobs.push_back(job(texts[i + 6]));
         auto results = scheduler.submit(std::move(jobs))->wait();
         got[i] = results[0].embeddings[0];
@@ -211,10 +211,10 @@ TEST(Scheduler, ConcurrentClientsGetTheirSingleRequestResults) {
 
 TEST(Scheduler, ShortRequestDoesNotWaitForALongDocument) {
   std::mt19937 rng(6);
-  EngineOptions opt;
+  model::EngineOptions opt;
   opt.chunk_tokens = 256;
   auto engine = make_engine(opt);
-  Scheduler scheduler(*engine, {});
+  scheduling::Scheduler scheduler(*engine, {});
   auto long_doc = scheduler.submit({job(random_tokens(rng, 16384))});
   auto short_req = scheduler.submit({job(random_tokens(rng, 8))});
   short_req->wait();
@@ -228,17 +228,17 @@ TEST(Scheduler, SequencesWantingDifferentOutputsFinishInTheSameStep) {
   // and are collected in two groups (this crashed the scheduler under mixed load).
   std::mt19937 rng(12);
   const std::vector<int32_t> a = random_tokens(rng, 20), b = random_tokens(rng, 20);
-  Engine::Wanted state_only;
+  model::Engine::Wanted state_only;
   state_only.heads = {false, false, false};
   state_only.state = true;
   auto reference = make_engine();
-  const Engine::Sequence sa{a}, sb{b};
+  const model::Engine::Sequence sa{a}, sb{b};
   const auto embedding = reference->run(std::span(&sa, 1), {})[0].embeddings[0];
   const auto state = reference->run(std::span(&sb, 1), state_only)[0].state;
 
   auto engine = make_engine();
-  Scheduler scheduler(*engine, {});
-  std::vector<SequenceJob> jobs{job(a), job(b), job(a), job(b)};
+  scheduling::Scheduler scheduler(*engine, {});
+  std::vector<scheduling::SequenceJob> jobs{job(a), job(b), job(a), job(b)};
   jobs[1].wanted = jobs[3].wanted = state_only;
   const auto results = scheduler.submit(std::move(jobs))->wait();
   ASSERT_EQ(results.size(), 4u);
@@ -253,34 +253,34 @@ TEST(Scheduler, SequencesWantingDifferentOutputsFinishInTheSameStep) {
 TEST(Scheduler, QueueBoundsGiveQueueFull) {
   std::mt19937 rng(7);
   auto engine = make_engine();
-  SchedulerOptions so;
+  scheduling::SchedulerOptions so;
   so.max_queued_requests = 2;
-  Scheduler scheduler(*engine, so);
+  scheduling::Scheduler scheduler(*engine, so);
   auto a = scheduler.submit({job(random_tokens(rng, 4000))});
   auto b = scheduler.submit({job(random_tokens(rng, 10))});
-  EXPECT_THROW(scheduler.submit({job(random_tokens(rng, 10))}), QueueFull);
+  EXPECT_THROW(scheduler.submit({job(random_tokens(rng, 10))}), scheduling::QueueFull);
   a->wait();
   b->wait();
   // Places free up once requests complete.
   EXPECT_NO_THROW(scheduler.submit({job(random_tokens(rng, 10))})->wait());
 
-  SchedulerOptions tokens_only;
+  scheduling::SchedulerOptions tokens_only;
   tokens_only.max_queued_tokens = 100;
-  Scheduler small(*engine, tokens_only);
-  EXPECT_THROW(small.submit({job(random_tokens(rng, 101))}), QueueFull);
+  scheduling::Scheduler small(*engine, tokens_only);
+  EXPECT_THROW(small.submit({job(random_tokens(rng, 101))}), scheduling::QueueFull);
 }
 
 TEST(Scheduler, CancelledRequestIsDroppedAndFreesItsSlots) {
   std::mt19937 rng(8);
-  EngineOptions opt;
+  model::EngineOptions opt;
   opt.max_slots = 2;
   opt.chunk_tokens = 16;
   auto engine = make_engine(opt);
-  Scheduler scheduler(*engine, {});
+  scheduling::Scheduler scheduler(*engine, {});
   auto doomed = scheduler.submit({job(random_tokens(rng, 50000)), job(random_tokens(rng, 50000)),
                                   job(random_tokens(rng, 50000))});
   doomed->cancel();
-  EXPECT_THROW(doomed->wait(), Cancelled);
+  EXPECT_THROW(doomed->wait(), scheduling::Cancelled);
   auto next = scheduler.submit({job(random_tokens(rng, 20)), job(random_tokens(rng, 20))});
   EXPECT_EQ(next->wait().size(), 2u);
   EXPECT_EQ(engine->free_slot_count(), 2);
@@ -291,12 +291,12 @@ TEST(Scheduler, CancelledRequestIsDroppedAndFreesItsSlots) {
 TEST(Scheduler, ShutdownFinishesAcceptedWorkThenRefuses) {
   std::mt19937 rng(9);
   auto engine = make_engine();
-  Scheduler scheduler(*engine, {});
-  std::vector<std::shared_ptr<PendingRequest>> accepted;
+  scheduling::Scheduler scheduler(*engine, {});
+  std::vector<std::shared_ptr<scheduling::PendingRequest>> accepted;
   for (int i = 0; i < 10; ++i) accepted.push_back(scheduler.submit({job(random_tokens(rng, 500))}));
   scheduler.shutdown();
   for (auto& r : accepted) EXPECT_EQ(r->wait()[0].embeddings[0].size(), 128u);
-  EXPECT_THROW(scheduler.submit({job(random_tokens(rng, 5))}), ShuttingDown);
+  EXPECT_THROW(scheduler.submit({job(random_tokens(rng, 5))}), scheduling::ShuttingDown);
 }
 
 TEST(Scheduler, AStateThatFailsToLoadFailsOnlyItsRequest) {
@@ -305,19 +305,19 @@ TEST(Scheduler, AStateThatFailsToLoadFailsOnlyItsRequest) {
   // error (a 400 for the HTTP layer), the others complete, and the slot and
   // queue places come back.
   std::mt19937 rng(13);
-  EngineOptions opt;
+  model::EngineOptions opt;
   opt.max_slots = 3;
   opt.chunk_tokens = 16;
   auto reference = make_engine();
   auto engine = make_engine(opt);
-  Scheduler scheduler(*engine, {});
+  scheduling::Scheduler scheduler(*engine, {});
   std::vector<std::vector<int32_t>> texts;
   for (int i = 0; i < 6; ++i) texts.push_back(random_tokens(rng, 100 + int(rng() % 200)));
-  std::vector<std::shared_ptr<PendingRequest>> good;
+  std::vector<std::shared_ptr<scheduling::PendingRequest>> good;
   for (int i = 0; i < 2; ++i) good.push_back(scheduler.submit({job(texts[i])}));
   // Its first sequence gets a slot, then the second fails to load.
-  SequenceJob wrong_shape = job(random_tokens(rng, 50));
-  wrong_shape.initial = std::make_shared<const SequenceState>();
+  scheduling::SequenceJob wrong_shape = job(random_tokens(rng, 50));
+  wrong_shape.initial = std::make_shared<const states::SequenceState>();
   auto bad = scheduler.submit({job(random_tokens(rng, 400)), wrong_shape});
   for (size_t i = 2; i < texts.size(); ++i) good.push_back(scheduler.submit({job(texts[i])}));
 
@@ -333,11 +333,11 @@ TEST(Scheduler, AStateThatFailsToLoadFailsOnlyItsRequest) {
   EXPECT_EQ(scheduler.queued_tokens(), 0u);
 
   // Every slot still works: more sequences than slots, with states this time.
-  std::vector<SequenceJob> jobs;
+  std::vector<scheduling::SequenceJob> jobs;
   std::vector<std::vector<float>> expected;
   for (const auto& t : texts) {
     jobs.push_back(job(t));
-    jobs.back().initial = std::make_shared<const SequenceState>(state_after(*reference, t));
+    jobs.back().initial = std::make_shared<const states::SequenceState>(state_after(*reference, t));
     expected.push_back(embedding_alone(*reference, t, jobs.back().initial.get()));
   }
   auto after = scheduler.submit(std::move(jobs));
@@ -355,12 +355,12 @@ TEST(Scheduler, SubmitDoesNotWaitForTheEngineToLoadAState) {
   std::mt19937 rng(14);
   const std::vector<int32_t> a = random_tokens(rng, 30), b = random_tokens(rng, 30);
   auto reference = make_engine();
-  SequenceJob with_state = job(a);
-  with_state.initial = std::make_shared<const SequenceState>(state_after(*reference, b));
+  scheduling::SequenceJob with_state = job(a);
+  with_state.initial = std::make_shared<const states::SequenceState>(state_after(*reference, b));
   auto gated = std::make_unique<GatedBackend>();
   GatedBackend& gate = *gated;
-  Engine engine(std::move(gated), model(), nullptr, {});
-  Scheduler scheduler(engine, {});
+  model::Engine engine(std::move(gated), model(), nullptr, {});
+  scheduling::Scheduler scheduler(engine, {});
 
   gate.close_gate();
   auto first = scheduler.submit({with_state});
@@ -377,7 +377,7 @@ TEST(Scheduler, SubmitDoesNotWaitForTheEngineToLoadAState) {
 
 TEST(Scheduler, BadTokensAreRefusedAtSubmit) {
   auto engine = make_engine();
-  Scheduler scheduler(*engine, {});
+  scheduling::Scheduler scheduler(*engine, {});
   EXPECT_THROW(scheduler.submit({job({1, 2, 70000})}), std::invalid_argument);
   EXPECT_EQ(scheduler.queued_requests(), 0u);
 }

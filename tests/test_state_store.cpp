@@ -20,10 +20,10 @@
 #include <random>
 #include <thread>
 
-#include "engine/disk_state_store.h"
-#include "engine/memory_state_store.h"
-#include "engine/redis_state_store.h"
-#include "engine/state_store.h"
+#include "engine/states/disk_state_store.h"
+#include "engine/states/memory_state_store.h"
+#include "engine/states/redis_state_store.h"
+#include "engine/states/state_store.h"
 
 namespace rwkv {
 namespace {
@@ -31,28 +31,28 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-constexpr StateShape kShape{1, 1, 64};
+constexpr states::StateShape kShape{1, 1, 64};
 
 std::shared_ptr<const std::string> blob(uint32_t seed, uint64_t tokens = 7) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> d;
-  SequenceState st;
+  states::SequenceState st;
   st.shift.resize(2 * 64);
   st.wkv.resize(64 * 64);
   for (float& x : st.shift) x = d(rng);
   for (float& x : st.wkv) x = d(rng);
-  ModelFingerprint f;
+  io::ModelFingerprint f;
   f.bytes.fill(3);
   return std::make_shared<const std::string>(
-      encode_state(st, f, kShape, StateDtype::kFloat32, tokens));
+      states::encode_state(st, f, kShape, states::StateDtype::kFloat32, tokens));
 }
-const uint64_t kBlobBytes = state_blob_size(kShape, StateDtype::kFloat32);
+const uint64_t kBlobBytes = states::state_blob_size(kShape, states::StateDtype::kFloat32);
 
-StateMeta meta(std::string owner, std::string id, int64_t expires_ms = 0) {
-  StateMeta m;
+states::StateMeta meta(std::string owner, std::string id, int64_t expires_ms = 0) {
+  states::StateMeta m;
   m.owner = std::move(owner);
   m.id = std::move(id);
-  m.created_ms = unix_now_ms();
+  m.created_ms = states::unix_now_ms();
   m.expires_ms = expires_ms;
   return m;
 }
@@ -106,12 +106,12 @@ class RedisProcess {
       ::_exit(127);
     }
     // Ready when a store can PING it.
-    RedisStateStore probe(url(), "probe:", 200ms);
+    states::RedisStateStore probe(url(), "probe:", 200ms);
     for (int i = 0; i < 100; ++i) {
       try {
         probe.check_available();
         return;
-      } catch (const StateStoreUnavailable&) {
+      } catch (const states::StateStoreUnavailable&) {
         std::this_thread::sleep_for(50ms);
       }
     }
@@ -151,14 +151,14 @@ class StateStoreContract : public ::testing::TestWithParam<std::string> {
   void SetUp() override {
     const std::string kind = GetParam();
     if (kind == "memory") {
-      store_ = std::make_unique<MemoryStateStore>(uint64_t(1) << 30);
+      store_ = std::make_unique<states::MemoryStateStore>(uint64_t(1) << 30);
     } else if (kind == "disk") {
       dir_ = temp_dir("disk");
-      store_ = std::make_unique<DiskStateStore>(dir_, 0);
+      store_ = std::make_unique<states::DiskStateStore>(dir_, 0);
     } else {
       RWKV_REQUIRE_REDIS();
       redis_ = std::make_unique<RedisProcess>();
-      store_ = std::make_unique<RedisStateStore>(redis_->url(), "test:");
+      store_ = std::make_unique<states::RedisStateStore>(redis_->url(), "test:");
     }
   }
   void TearDown() override {
@@ -166,13 +166,13 @@ class StateStoreContract : public ::testing::TestWithParam<std::string> {
     redis_.reset();
     if (!dir_.empty()) fs::remove_all(dir_);
   }
-  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<states::StateStore> store_;
   std::unique_ptr<RedisProcess> redis_;
   fs::path dir_;
 };
 
 TEST_P(StateStoreContract, PutGetStatErase) {
-  StateStore& s = *store_;
+  states::StateStore& s = *store_;
   EXPECT_EQ(s.kind(), GetParam());
   const auto b = blob(1, 42);
   EXPECT_TRUE(s.put(meta("", "doc-1"), b, false));
@@ -195,7 +195,7 @@ TEST_P(StateStoreContract, PutGetStatErase) {
 }
 
 TEST_P(StateStoreContract, CreateOnlyKeepsTheExistingStateAndReplaceReplaces) {
-  StateStore& s = *store_;
+  states::StateStore& s = *store_;
   ASSERT_TRUE(s.put(meta("", "x"), blob(1), false));
   EXPECT_FALSE(s.put(meta("", "x"), blob(2), false));
   EXPECT_EQ(*s.get("", "x")->blob, *blob(1));
@@ -207,7 +207,7 @@ TEST_P(StateStoreContract, CreateOnlyKeepsTheExistingStateAndReplaceReplaces) {
 // Every put gives the record a new write id (what the decoded-state cache
 // keys on); get, stat and the batch reads agree on it.
 TEST_P(StateStoreContract, EveryPutHasANewWriteId) {
-  StateStore& s = *store_;
+  states::StateStore& s = *store_;
   ASSERT_TRUE(s.put(meta("", "x"), blob(1), false));
   const std::string first = s.stat("", "x")->write_id;
   EXPECT_EQ(first.size(), 32u);
@@ -225,14 +225,14 @@ TEST_P(StateStoreContract, EveryPutHasANewWriteId) {
 }
 
 TEST_P(StateStoreContract, GetManyReadsEveryStateInOrder) {
-  StateStore& s = *store_;
+  states::StateStore& s = *store_;
   std::vector<std::string> ids;
   for (int i = 0; i < 20; ++i) {
     ids.push_back(numbered("s", i));
     ASSERT_TRUE(s.put(meta("ab", ids.back()), blob(uint32_t(i), i), false));
   }
   ids.insert(ids.begin() + 5, "missing");
-  const StateStoreStats before = s.stats();
+  const states::StateStoreStats before = s.stats();
   const auto got = s.get_many("ab", ids);
   ASSERT_EQ(got.size(), ids.size());
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -251,7 +251,7 @@ TEST_P(StateStoreContract, GetManyReadsEveryStateInOrder) {
 }
 
 TEST_P(StateStoreContract, OwnersNeverSeeEachOther) {
-  StateStore& s = *store_;
+  states::StateStore& s = *store_;
   ASSERT_TRUE(s.put(meta("aaaa", "shared-name"), blob(1), false));
   EXPECT_FALSE(s.get("bbbb", "shared-name"));
   EXPECT_FALSE(s.get("", "shared-name"));
@@ -267,7 +267,7 @@ TEST_P(StateStoreContract, OwnersNeverSeeEachOther) {
 }
 
 TEST_P(StateStoreContract, ListIsSortedAndPaginated) {
-  StateStore& s = *store_;
+  states::StateStore& s = *store_;
   std::vector<std::string> ids;
   for (int i = 0; i < 7; ++i) ids.push_back("id-" + std::to_string(6 - i));
   for (const auto& id : ids) ASSERT_TRUE(s.put(meta("owner1", id), blob(1), false));
@@ -276,7 +276,7 @@ TEST_P(StateStoreContract, ListIsSortedAndPaginated) {
   std::string after;
   int pages = 0;
   for (;; ++pages) {
-    const StateListPage page = s.list("owner1", after, 3);
+    const states::StateListPage page = s.list("owner1", after, 3);
     for (const auto& m : page.items) seen.push_back(m.id);
     if (!page.has_more) break;
     after = page.items.back().id;
@@ -288,11 +288,11 @@ TEST_P(StateStoreContract, ListIsSortedAndPaginated) {
 }
 
 TEST_P(StateStoreContract, ExpiredStatesAreGone) {
-  StateStore& s = *store_;
-  ASSERT_TRUE(s.put(meta("", "short", unix_now_ms() + 300), blob(1), false));
-  ASSERT_TRUE(s.put(meta("", "long", unix_now_ms() + 60'000), blob(2), false));
+  states::StateStore& s = *store_;
+  ASSERT_TRUE(s.put(meta("", "short", states::unix_now_ms() + 300), blob(1), false));
+  ASSERT_TRUE(s.put(meta("", "long", states::unix_now_ms() + 60'000), blob(2), false));
   ASSERT_TRUE(s.get("", "short"));
-  EXPECT_GT(s.stat("", "long")->expires_ms, unix_now_ms());
+  EXPECT_GT(s.stat("", "long")->expires_ms, states::unix_now_ms());
   std::this_thread::sleep_for(500ms);
   EXPECT_FALSE(s.get("", "short"));
   EXPECT_FALSE(s.stat("", "short"));
@@ -302,7 +302,7 @@ TEST_P(StateStoreContract, ExpiredStatesAreGone) {
 }
 
 TEST_P(StateStoreContract, InvalidIdsOwnersAndBlobsAreRefused) {
-  StateStore& s = *store_;
+  states::StateStore& s = *store_;
   for (const std::string& id :
        std::vector<std::string>{"", ".", "..", "a/b", "../x", "a b", std::string(129, 'a'), "é"})
     EXPECT_THROW(s.put(meta("", id), blob(1), false), std::invalid_argument) << id;
@@ -320,13 +320,13 @@ TEST_P(StateStoreContract, InvalidIdsOwnersAndBlobsAreRefused) {
 }
 
 TEST_P(StateStoreContract, StatsCountStatesBytesHitsAndMisses) {
-  StateStore& s = *store_;
+  states::StateStore& s = *store_;
   ASSERT_TRUE(s.put(meta("", "a"), blob(1), false));
   ASSERT_TRUE(s.put(meta("o", "b"), blob(2), false));
   s.get("", "a");
   s.get("", "a");
   s.get("", "b");
-  const StateStoreStats st = s.stats();
+  const states::StateStoreStats st = s.stats();
   EXPECT_EQ(st.states, 2u);
   EXPECT_GE(st.bytes, 2 * kBlobBytes);
   EXPECT_LE(st.bytes, 2 * kBlobBytes + 1024);  // Redis counts records (blob + metadata)
@@ -335,7 +335,7 @@ TEST_P(StateStoreContract, StatsCountStatesBytesHitsAndMisses) {
 }
 
 TEST_P(StateStoreContract, ConcurrentClients) {
-  StateStore& s = *store_;
+  states::StateStore& s = *store_;
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
   for (int t = 0; t < 4; ++t) {
@@ -362,7 +362,7 @@ INSTANTIATE_TEST_SUITE_P(StateStore, StateStoreContract,
 // ---- Memory: LRU within the budget ----
 
 TEST(StateStoreMemory, EvictsLeastRecentlyUsedWithinTheBudget) {
-  MemoryStateStore s(kBlobBytes * 5 / 2);  // room for two states
+  states::MemoryStateStore s(kBlobBytes * 5 / 2);  // room for two states
   ASSERT_TRUE(s.put(meta("", "a"), blob(1), false));
   ASSERT_TRUE(s.put(meta("", "b"), blob(2), false));
   ASSERT_TRUE(s.get("", "a"));  // a is now more recent than b
@@ -370,7 +370,7 @@ TEST(StateStoreMemory, EvictsLeastRecentlyUsedWithinTheBudget) {
   EXPECT_FALSE(s.stat("", "b"));
   EXPECT_TRUE(s.stat("", "a"));
   EXPECT_TRUE(s.stat("", "c"));
-  StateStoreStats st = s.stats();
+  states::StateStoreStats st = s.stats();
   EXPECT_EQ(st.states, 2u);
   EXPECT_EQ(st.evictions, 1u);
   EXPECT_LE(st.bytes, s.max_bytes());
@@ -380,8 +380,8 @@ TEST(StateStoreMemory, EvictsLeastRecentlyUsedWithinTheBudget) {
   EXPECT_EQ(st.states, 2u);
   EXPECT_EQ(st.evictions, 11u);
   EXPECT_LE(st.bytes, s.max_bytes());
-  MemoryStateStore tiny(kBlobBytes - 1);
-  EXPECT_THROW(tiny.put(meta("", "big"), blob(1), false), StateStoreFull);
+  states::MemoryStateStore tiny(kBlobBytes - 1);
+  EXPECT_THROW(tiny.put(meta("", "big"), blob(1), false), states::StateStoreFull);
 }
 
 // ---- Disk: restarts, corruption, atomic files ----
@@ -389,12 +389,12 @@ TEST(StateStoreMemory, EvictsLeastRecentlyUsedWithinTheBudget) {
 TEST(StateStoreDisk, RestartKeepsEveryState) {
   const fs::path dir = temp_dir("restart");
   {
-    DiskStateStore s(dir, 0);
+    states::DiskStateStore s(dir, 0);
     EXPECT_FALSE(fs::exists(dir));  // created with the first state only
     for (int i = 0; i < 5; ++i)
       ASSERT_TRUE(s.put(meta(i % 2 ? "k1" : "", numbered("s", i)), blob(i), false));
   }
-  DiskStateStore again(dir, 0);
+  states::DiskStateStore again(dir, 0);
   EXPECT_EQ(again.skipped_at_start(), 0u);
   EXPECT_EQ(again.stats().states, 5u);
   for (int i = 0; i < 5; ++i) {
@@ -409,7 +409,7 @@ TEST(StateStoreDisk, RestartKeepsEveryState) {
 TEST(StateStoreDisk, CorruptedFilesAreSkippedAndTempFilesRemoved) {
   const fs::path dir = temp_dir("corrupt");
   {
-    DiskStateStore s(dir, 0);
+    states::DiskStateStore s(dir, 0);
     for (const char* id : {"good", "flipped", "truncated", "renamed"})
       ASSERT_TRUE(s.put(meta("", id), blob(1), false));
   }
@@ -425,7 +425,7 @@ TEST(StateStoreDisk, CorruptedFilesAreSkippedAndTempFilesRemoved) {
   std::ofstream(folder / "0123abcd.tmp") << "an interrupted write";
   std::ofstream(dir / "README") << "ignored";
 
-  DiskStateStore s(dir, 0);
+  states::DiskStateStore s(dir, 0);
   EXPECT_EQ(s.skipped_at_start(), 4u);
   EXPECT_EQ(s.stats().corrupted, 4u);  // rwkv_emb_state_corrupted_total
   EXPECT_FALSE(fs::exists(folder / "0123abcd.tmp"));
@@ -442,7 +442,7 @@ TEST(StateStoreDisk, CorruptedFilesAreSkippedAndTempFilesRemoved) {
 
 TEST(StateStoreDisk, CorruptionAfterStartIsAMiss) {
   const fs::path dir = temp_dir("late");
-  DiskStateStore s(dir, 0);
+  states::DiskStateStore s(dir, 0);
   ASSERT_TRUE(s.put(meta("", "a"), blob(1), false));
   {
     std::fstream f(dir / "_" / "a.state", std::ios::in | std::ios::out | std::ios::binary);
@@ -459,14 +459,14 @@ TEST(StateStoreDisk, AStateStoredWhileACorruptedOneIsReadIsKept) {
   // read waits until the test writes garbage into it. Meanwhile a put stores
   // a good state under the same id; the failed read must not drop it.
   const fs::path dir = temp_dir("replaced");
-  DiskStateStore s(dir, 0);
+  states::DiskStateStore s(dir, 0);
   ASSERT_TRUE(s.put(meta("", "a"), blob(1), false));
   const fs::path file = dir / "_" / "a.state", held = dir / "_" / "held.fifo";
   fs::remove(file);
   ASSERT_EQ(::mkfifo(file.c_str(), 0644), 0);
   fs::create_hard_link(file, held);  // the FIFO stays reachable once the put replaces it
 
-  std::optional<StoredState> read;
+  std::optional<states::StoredState> read;
   std::thread reader([&] { read = s.get("", "a"); });
   int fd = -1;  // opens once the reader has the FIFO open
   for (int i = 0; i < 1000 && fd < 0; ++i) {
@@ -497,7 +497,7 @@ TEST(StateStoreDisk, ConcurrentGetsNeverDropAStateStoredMeanwhile) {
   // nothing stored is lost, and the byte count is that of the stored blobs,
   // in this process and in the next.
   const fs::path dir = temp_dir("concurrent");
-  DiskStateStore s(dir, 0);
+  states::DiskStateStore s(dir, 0);
   constexpr int kWriters = 3, kStatesEach = 3, kRounds = 15;
   const auto id_of = [](int w, int k) { return std::to_string(w * kStatesEach + k); };
   const auto seed_of = [](int w, int k, int round) {
@@ -544,11 +544,11 @@ TEST(StateStoreDisk, ConcurrentGetsNeverDropAStateStoredMeanwhile) {
     }
   }
   const uint64_t stored = kWriters * kStatesEach;
-  const StateStoreStats st = s.stats();
+  const states::StateStoreStats st = s.stats();
   EXPECT_EQ(st.states, stored);
   EXPECT_EQ(st.bytes, stored * kBlobBytes);
   EXPECT_EQ(st.corrupted, 0u) << "a concurrent delete is no corruption";
-  DiskStateStore again(dir, 0);
+  states::DiskStateStore again(dir, 0);
   EXPECT_EQ(again.stats().states, stored);
   EXPECT_EQ(again.stats().bytes, stored * kBlobBytes);
   fs::remove_all(dir);
@@ -556,10 +556,10 @@ TEST(StateStoreDisk, ConcurrentGetsNeverDropAStateStoredMeanwhile) {
 
 TEST(StateStoreDisk, BudgetRefusesNewStates) {
   const fs::path dir = temp_dir("budget");
-  DiskStateStore s(dir, kBlobBytes * 2);
+  states::DiskStateStore s(dir, kBlobBytes * 2);
   ASSERT_TRUE(s.put(meta("", "a"), blob(1), false));
   ASSERT_TRUE(s.put(meta("", "b"), blob(2), false));
-  EXPECT_THROW(s.put(meta("", "c"), blob(3), false), StateStoreFull);
+  EXPECT_THROW(s.put(meta("", "c"), blob(3), false), states::StateStoreFull);
   EXPECT_TRUE(s.put(meta("", "b"), blob(3), true));  // replacing fits
   EXPECT_TRUE(s.erase("", "a"));
   EXPECT_TRUE(s.put(meta("", "c"), blob(3), false));
@@ -572,8 +572,8 @@ TEST(StateStoreDisk, UnwritableFolderIsUnavailable) {
   const fs::path dir = temp_dir("ro");
   fs::create_directories(dir);
   fs::permissions(dir, fs::perms::owner_read | fs::perms::owner_exec);
-  DiskStateStore s(dir / "sub", 0);
-  EXPECT_THROW(s.put(meta("", "a"), blob(1), false), StateStoreUnavailable);
+  states::DiskStateStore s(dir / "sub", 0);
+  EXPECT_THROW(s.put(meta("", "a"), blob(1), false), states::StateStoreUnavailable);
   fs::permissions(dir, fs::perms::owner_all);
   fs::remove_all(dir);
 }
@@ -581,27 +581,27 @@ TEST(StateStoreDisk, UnwritableFolderIsUnavailable) {
 // ---- Redis: shared by processes, outages ----
 
 TEST(StateStoreRedis, UrlParsing) {
-  RedisAddress a = parse_redis_url("redis://127.0.0.1:6380/2");
+  states::RedisAddress a = states::parse_redis_url("redis://127.0.0.1:6380/2");
   EXPECT_EQ(a.host, "127.0.0.1");
   EXPECT_EQ(a.port, 6380);
   EXPECT_EQ(a.db, 2);
-  a = parse_redis_url("redis://user:p%40ss@cache.local");
+  a = states::parse_redis_url("redis://user:p%40ss@cache.local");
   EXPECT_EQ(a.user, "user");
   EXPECT_EQ(a.password, "p@ss");
   EXPECT_EQ(a.host, "cache.local");
   EXPECT_EQ(a.port, 6379);
-  a = parse_redis_url("redis://:secret@[::1]:7000");
+  a = states::parse_redis_url("redis://:secret@[::1]:7000");
   EXPECT_EQ(a.password, "secret");
   EXPECT_EQ(a.host, "::1");
   EXPECT_EQ(a.port, 7000);
   for (const char* bad : {"http://x", "redis://h:port", "redis://h:70000", "redis://h/db"})
-    EXPECT_THROW(parse_redis_url(bad), std::invalid_argument) << bad;
+    EXPECT_THROW(states::parse_redis_url(bad), std::invalid_argument) << bad;
 }
 
 TEST(StateStoreRedis, TwoStoresShareStates) {
   RWKV_REQUIRE_REDIS();
   RedisProcess redis;
-  RedisStateStore a(redis.url(), "shared:"), b(redis.url(), "shared:"),
+  states::RedisStateStore a(redis.url(), "shared:"), b(redis.url(), "shared:"),
       other_prefix(redis.url(), "other:");
   ASSERT_TRUE(a.put(meta("k", "doc"), blob(1), false));
   EXPECT_EQ(*b.get("k", "doc")->blob, *blob(1));
@@ -615,41 +615,42 @@ TEST(StateStoreRedis, OutageIsUnavailableAndReconnects) {
   RWKV_REQUIRE_REDIS();
   auto redis = std::make_unique<RedisProcess>();
   const int port = redis->port();
-  RedisStateStore s(redis->url(), "t:", 500ms);
+  states::RedisStateStore s(redis->url(), "t:", 500ms);
   ASSERT_TRUE(s.put(meta("", "a"), blob(1), false));
   redis->stop();
-  EXPECT_THROW(s.get("", "a"), StateStoreUnavailable);
-  EXPECT_THROW(s.put(meta("", "b"), blob(1), false), StateStoreUnavailable);
-  EXPECT_THROW(s.check_available(), StateStoreUnavailable);
+  EXPECT_THROW(s.get("", "a"), states::StateStoreUnavailable);
+  EXPECT_THROW(s.put(meta("", "b"), blob(1), false), states::StateStoreUnavailable);
+  EXPECT_THROW(s.check_available(), states::StateStoreUnavailable);
   redis = std::make_unique<RedisProcess>(port);  // back, empty (no persistence)
   EXPECT_NO_THROW(s.check_available());
   EXPECT_FALSE(s.get("", "a"));
   EXPECT_TRUE(s.put(meta("", "b"), blob(1), false));
 
-  RedisStateStore nowhere("redis://127.0.0.1:" + std::to_string(free_port()), "t:", 300ms);
-  EXPECT_THROW(nowhere.stat("", "a"), StateStoreUnavailable);
+  states::RedisStateStore nowhere("redis://127.0.0.1:" + std::to_string(free_port()), "t:", 300ms);
+  EXPECT_THROW(nowhere.stat("", "a"), states::StateStoreUnavailable);
 }
 
 TEST(StateStoreRecord, RoundTripAndFraming) {
-  StateMeta m = meta("owner", "doc", 1234);
+  states::StateMeta m = meta("owner", "doc", 1234);
   const auto b = blob(9, 99);
-  const std::string rec = encode_state_record(m, *b);
+  const std::string rec = states::encode_state_record(m, *b);
   std::string_view view;
-  const StateMeta back = decode_state_record(rec, &view);
+  const states::StateMeta back = states::decode_state_record(rec, &view);
   EXPECT_EQ(back.owner, "owner");
   EXPECT_EQ(back.id, "doc");
   EXPECT_EQ(back.expires_ms, 1234);
   EXPECT_EQ(back.info.tokens, 99u);
   EXPECT_EQ(view, *b);
   // The metadata alone from a prefix (Redis listing).
-  EXPECT_EQ(decode_state_record(std::string_view(rec).substr(0, 600)).info.bytes, b->size());
-  EXPECT_THROW(decode_state_record(std::string_view(rec).substr(0, rec.size() - 1), &view),
+  EXPECT_EQ(states::decode_state_record(std::string_view(rec).substr(0, 600)).info.bytes,
+            b->size());
+  EXPECT_THROW(states::decode_state_record(std::string_view(rec).substr(0, rec.size() - 1), &view),
                std::runtime_error);
   std::string bad = rec;
   bad[20] ^= 1;  // inside the metadata JSON
-  EXPECT_THROW(decode_state_record(bad, &view), std::runtime_error);
+  EXPECT_THROW(states::decode_state_record(bad, &view), std::runtime_error);
   m.write_id = "0123456789abcdef0123456789abcdef";
-  EXPECT_EQ(decode_state_record(encode_state_record(m, *b)).write_id, m.write_id);
+  EXPECT_EQ(states::decode_state_record(states::encode_state_record(m, *b)).write_id, m.write_id);
 }
 
 // Records written before write ids existed still load, with none.
@@ -660,11 +661,11 @@ TEST(StateStoreRecord, RecordsWithoutAWriteIdLoad) {
   std::string rec = "RWKVSREC";
   for (uint32_t v : {1u, uint32_t(json.size())}) rec.append(reinterpret_cast<const char*>(&v), 4);
   rec += json;
-  const uint32_t crc = crc32_of(json);
+  const uint32_t crc = states::crc32_of(json);
   rec.append(reinterpret_cast<const char*>(&crc), 4);
   rec += *b;
   std::string_view view;
-  const StateMeta m = decode_state_record(rec, &view);
+  const states::StateMeta m = states::decode_state_record(rec, &view);
   EXPECT_EQ(m.id, "old");
   EXPECT_EQ(m.write_id, "");
   EXPECT_EQ(view, *b);

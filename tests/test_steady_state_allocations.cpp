@@ -7,8 +7,8 @@
 
 #include <random>
 
-#include "engine/engine.h"
-#include "engine/random_model.h"
+#include "engine/io/random_model.h"
+#include "engine/model/engine.h"
 #include "tests/backend_params.h"
 #include "tests/random_tokens.h"
 
@@ -23,17 +23,17 @@ INSTANTIATE_TEST_SUITE_P(Backends, SteadyStateAllocations,
 
 TEST_P(SteadyStateAllocations, StepsWithinTheLimitsAllocateNothing) {
   RWKV_REQUIRE_BACKEND(GetParam());
-  const ModelShape shape = ModelShape::demo();
-  const Checkpoint model = make_random_embedding_checkpoint(shape, 3);
-  const Checkpoint reranker = make_random_reranker_checkpoint(shape, 4);
-  EngineOptions opt;
+  const io::ModelShape shape = io::ModelShape::demo();
+  const io::Checkpoint model = io::make_random_embedding_checkpoint(shape, 3);
+  const io::Checkpoint reranker = io::make_random_reranker_checkpoint(shape, 4);
+  model::EngineOptions opt;
   opt.max_slots = 6;
   opt.max_step_tokens = 300;
   opt.chunk_tokens = 100;
-  Engine engine(test::make_backend(GetParam()), model, &reranker, opt);
+  model::Engine engine(test::make_backend(GetParam()), model, &reranker, opt);
   const int64_t after_construction = engine.backend().allocations();
 
-  Engine::Wanted everything;
+  model::Engine::Wanted everything;
   everything.heads = {true, true, true};
   everything.state = everything.rerank = true;
   std::mt19937 rng(5);
@@ -41,7 +41,7 @@ TEST_P(SteadyStateAllocations, StepsWithinTheLimitsAllocateNothing) {
   // fewer and longer sequences, single tokens, continued states.
   std::vector<std::vector<int32_t>> at_limits;
   for (int i = 0; i < opt.max_slots; ++i) at_limits.push_back(test::random_tokens(rng, 100));
-  std::vector<Engine::Sequence> seqs(at_limits.begin(), at_limits.end());
+  std::vector<model::Engine::Sequence> seqs(at_limits.begin(), at_limits.end());
   const auto warm = engine.run(seqs, everything);
   EXPECT_EQ(engine.backend().allocations(), after_construction) << "warm-up at the limits";
 
@@ -49,7 +49,7 @@ TEST_P(SteadyStateAllocations, StepsWithinTheLimitsAllocateNothing) {
            {1}, {299}, {7, 1, 64, 1000, 3, 250, 12, 9}, {100, 100, 100}}) {
     std::vector<std::vector<int32_t>> inputs;
     for (int n : lengths) inputs.push_back(test::random_tokens(rng, n));
-    std::vector<Engine::Sequence> batch(inputs.begin(), inputs.end());
+    std::vector<model::Engine::Sequence> batch(inputs.begin(), inputs.end());
     for (size_t i = 0; i < batch.size() && i < warm.size(); i += 2)
       batch[i].initial = &warm[i].state;  // continue a cached state
     engine.run(batch, everything);

@@ -10,7 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 #include "tests/fixture_data.h"
 
 namespace rwkv {
@@ -18,7 +18,7 @@ namespace {
 
 using Ids = std::vector<int32_t>;
 
-const Tokenizer& world() { return Tokenizer::world(); }
+const text::Tokenizer& world() { return text::Tokenizer::world(); }
 
 Ids without_last(Ids ids) {
   if (!ids.empty()) ids.pop_back();
@@ -39,7 +39,7 @@ TEST(TokenizerFixtures, TokenizerCases) {
     ASSERT_EQ(text.size(), c.at("utf8_bytes").get<size_t>());
     EXPECT_EQ(world().encode(text, /*add_eos=*/true), ids);
     ASSERT_FALSE(ids.empty());
-    ASSERT_EQ(ids.back(), Tokenizer::kEos);
+    ASSERT_EQ(ids.back(), text::Tokenizer::kEos);
     EXPECT_EQ(world().decode(without_last(ids)), c.at("decoded_without_eos").get<std::string>());
   }
 }
@@ -92,27 +92,27 @@ TEST(TokenizerWorld, EveryByteIsOneToken) {
 }
 
 TEST(TokenizerWorld, KnownIds) {
-  EXPECT_TRUE(world().is_known(Tokenizer::kEos));
-  EXPECT_TRUE(world().is_known(Tokenizer::kEndOfText));
+  EXPECT_TRUE(world().is_known(text::Tokenizer::kEos));
+  EXPECT_TRUE(world().is_known(text::Tokenizer::kEndOfText));
   for (int32_t id = 1; id <= 65529; ++id) ASSERT_TRUE(world().is_known(id)) << id;
   for (int32_t id : {-1, 65530, 65534, 65536, 1 << 30}) EXPECT_FALSE(world().is_known(id)) << id;
 }
 
 TEST(TokenizerWorld, EosAndEndOfText) {
-  EXPECT_EQ(world().encode(""), Ids{Tokenizer::kEos});
+  EXPECT_EQ(world().encode(""), Ids{text::Tokenizer::kEos});
   EXPECT_TRUE(world().encode("", false).empty());
   const Ids hello = world().encode("Hello", false);
   EXPECT_EQ(world().encode("Hello"), [&] {
     Ids ids = hello;
-    ids.push_back(Tokenizer::kEos);
+    ids.push_back(text::Tokenizer::kEos);
     return ids;
   }());
   // EOS and token 0 decode to nothing, wherever they are.
   EXPECT_EQ(world().decode(Ids{}), "");
-  EXPECT_EQ(world().decode(Ids{0, Tokenizer::kEos, 0}), "");
+  EXPECT_EQ(world().decode(Ids{0, text::Tokenizer::kEos, 0}), "");
   Ids mixed = {0};
   mixed.insert(mixed.end(), hello.begin(), hello.end());
-  mixed.insert(mixed.end(), {Tokenizer::kEos, 0});
+  mixed.insert(mixed.end(), {text::Tokenizer::kEos, 0});
   EXPECT_EQ(world().decode(mixed), "Hello");
   // The literal text of token 0 is ordinary text, not the special token.
   for (int32_t id : world().encode("<|endoftext|>", false)) EXPECT_NE(id, 0);
@@ -120,7 +120,7 @@ TEST(TokenizerWorld, EosAndEndOfText) {
 
 TEST(TokenizerWorld, UnknownIdThrows) {
   for (int32_t id : {-1, 65530, 65534, 65536, 1 << 30}) {
-    EXPECT_THROW(world().decode(Ids{33155, id}), TokenizerError) << id;
+    EXPECT_THROW(world().decode(Ids{33155, id}), text::TokenizerError) << id;
   }
 }
 
@@ -132,7 +132,7 @@ TEST(TokenizerWorld, RandomBytesRoundTrip) {
     std::string s(static_cast<size_t>(length(rng)), '\0');
     for (char& c : s) c = static_cast<char>(byte(rng));
     const Ids ids = world().encode(s, true);
-    ASSERT_EQ(ids.back(), Tokenizer::kEos);
+    ASSERT_EQ(ids.back(), text::Tokenizer::kEos);
     ASSERT_LE(ids.size(), s.size() + 1);
     ASSERT_EQ(world().decode(ids), s) << "iteration " << iter;
   }
@@ -201,12 +201,12 @@ TEST(TokenizerWorld, MatchesBruteForceLongestMatch) {
 }
 
 TEST(TokenizerWorld, WorldIsParsedOnceAcrossThreads) {
-  std::vector<const Tokenizer*> seen(8);
+  std::vector<const text::Tokenizer*> seen(8);
   std::vector<std::thread> threads;
   for (size_t i = 0; i < seen.size(); ++i)
-    threads.emplace_back([&seen, i] { seen[i] = &Tokenizer::world(); });
+    threads.emplace_back([&seen, i] { seen[i] = &text::Tokenizer::world(); });
   for (auto& t : threads) t.join();
-  for (const Tokenizer* p : seen) EXPECT_EQ(p, &Tokenizer::world());
+  for (const text::Tokenizer* p : seen) EXPECT_EQ(p, &text::Tokenizer::world());
 }
 
 // ---------------------------------------------------------------------------
@@ -227,7 +227,7 @@ std::string byte_vocab(const std::vector<std::string>& extra) {
 
 TEST(TokenizerVocab, GreedyLongestMatchIsNotOptimal) {
   // 257 = ab, 258 = bcd, 259 = abcx (only reached through the walk's dead end).
-  const Tokenizer t(byte_vocab({"'ab' 2", "'bcd' 3", "'abcx' 4"}));
+  const text::Tokenizer t(byte_vocab({"'ab' 2", "'bcd' 3", "'abcx' 4"}));
   // Greedy takes "ab" (the walk to "abc" finds no token and falls back) even
   // though "a" + "bcd" would be shorter; this is what the reference does.
   EXPECT_EQ(t.encode("abcd", false), (Ids{257, 'c' + 1, 'd' + 1}));
@@ -238,20 +238,20 @@ TEST(TokenizerVocab, GreedyLongestMatchIsNotOptimal) {
 }
 
 TEST(TokenizerVocab, MissingByteThrowsOnEncode) {
-  const Tokenizer t("1 'a' 1\n2 'ab' 2\n");
+  const text::Tokenizer t("1 'a' 1\n2 'ab' 2\n");
   EXPECT_EQ(t.encode("aba", false), (Ids{2, 1}));
-  EXPECT_THROW(t.encode("abc", false), TokenizerError);
+  EXPECT_THROW(t.encode("abc", false), text::TokenizerError);
 }
 
 TEST(TokenizerVocab, EmptyVocabulary) {
-  const Tokenizer t("");
-  EXPECT_EQ(t.encode(""), Ids{Tokenizer::kEos});
-  EXPECT_THROW(t.encode("a"), TokenizerError);
+  const text::Tokenizer t("");
+  EXPECT_EQ(t.encode(""), Ids{text::Tokenizer::kEos});
+  EXPECT_THROW(t.encode("a"), text::TokenizerError);
   EXPECT_FALSE(t.is_known(1));
 }
 
 TEST(TokenizerVocab, ParsesPythonLiterals) {
-  const Tokenizer t(
+  const text::Tokenizer t(
       "1 '\\t\\t' 2\n"
       "2 b'\\xf9' 1\n"
       "3 '\\xe9' 2\n"  // a str: U+00E9, UTF-8 encoded
@@ -312,13 +312,13 @@ TEST(TokenizerVocab, MalformedLinesThrow) {
       "2 'a' 1",          // duplicate bytes
   };
   for (const auto& line : bad) {
-    EXPECT_THROW(Tokenizer(good + line + "\n"), TokenizerError) << line;
+    EXPECT_THROW(text::Tokenizer(good + line + "\n"), text::TokenizerError) << line;
   }
   // The message names the offending line.
   try {
-    Tokenizer(good + "2 'b' 1\n3 'cd' 5\n");
+    text::Tokenizer(good + "2 'b' 1\n3 'cd' 5\n");
     FAIL() << "expected TokenizerError";
-  } catch (const TokenizerError& e) {
+  } catch (const text::TokenizerError& e) {
     EXPECT_NE(std::string(e.what()).find("line 3"), std::string::npos) << e.what();
   }
 }

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "engine/common/head_size.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_int8.h"
@@ -20,7 +21,7 @@
 namespace rwkv::kernels {
 namespace {
 
-constexpr int kHeadSize = 64;
+using common::kHeadSize;
 
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 

@@ -9,11 +9,12 @@
 // earlier `omp simd` loops at -O3 for x86-64, kept so outputs did not move).
 #pragma once
 
+#include "engine/common/head_size.h"
 #include "kernels/cpu/gemm.h"
 
 namespace rwkv::kernels::cpu {
 
-constexpr int kWkvHeadSize = 64;
+constexpr int kWkvHeadSize = common::kHeadSize;
 
 // S: the head's [64, 64] state, row-major by i. r..beta, y: the head's 64
 // values at token 0, the next token `stride` floats further; T tokens.

@@ -5,11 +5,12 @@
 
 #include <cuda_runtime.h>
 
+#include "engine/common/head_size.h"
 #include "kernels/cuda/cuda_check.h"
 
 namespace rwkv::kernels::cuda {
 
-constexpr int kHeadSize = 64;
+using common::kHeadSize;
 constexpr int kWarp = 32;
 
 // Blocks of `threads` threads covering n items (at least one block).

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "api/openai_embeddings.h"
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 #include "tests/fuzz/fuzz_support.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       fuzz::check(input.text.size() <= limits.max_input_bytes, "text bytes");
       fuzz::check(input.tokens.size() <= limits.max_input_tokens, "token count");
       for (int32_t id : input.tokens)
-        fuzz::check(id >= 0 && id < Tokenizer::kVocabSize, "token id");
+        fuzz::check(id >= 0 && id < text::Tokenizer::kVocabSize, "token id");
     }
     fuzz::check(!r.dimensions || *r.dimensions > 0, "dimensions");
     fuzz::check(!r.text.instruction || std::none_of(r.inputs.begin(), r.inputs.end(),

@@ -7,8 +7,8 @@
 
 #include <memory>
 
-#include "engine/pth_loader.h"
-#include "engine/zip_archive.h"
+#include "engine/io/pth_loader.h"
+#include "engine/io/zip_archive.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace {
@@ -50,8 +50,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace rwkv;
   const std::string zip = torch_zip(fuzz::bytes_of(data, size));
   try {
-    fuzz::check_checkpoint(load_pth(ZipArchive::open_memory(zip), "fuzz"));
-  } catch (const CheckpointError&) {
+    fuzz::check_checkpoint(io::load_pth(io::ZipArchive::open_memory(zip), "fuzz"));
+  } catch (const io::CheckpointError&) {
   }
   return 0;
 }

@@ -4,15 +4,15 @@
 // wraps), and every tensor loaded holds as many values as its shape says.
 // Mutations inside a stored zip entry mostly fail its CRC: fuzz_pickle feeds
 // the pickle VM directly.
-#include "engine/checkpoint.h"
+#include "engine/io/checkpoint.h"
 #include "tests/fuzz/fuzz_support.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace rwkv;
   try {
     fuzz::check_checkpoint(
-        load_checkpoint_from_memory("fuzz", std::string(fuzz::bytes_of(data, size))));
-  } catch (const CheckpointError& e) {
+        io::load_checkpoint_from_memory("fuzz", std::string(fuzz::bytes_of(data, size))));
+  } catch (const io::CheckpointError& e) {
     fuzz::check(!std::string_view(e.what()).starts_with("fuzz: unexpected error: "),
                 "the loader let an unexpected exception through");
   }

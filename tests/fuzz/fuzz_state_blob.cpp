@@ -4,7 +4,7 @@
 // The model (fingerprint and shape) is the one the header names, so that a
 // blob can decode; a decoded blob must re-encode to the same bytes (int8
 // included: its decoder refuses rows the encoder cannot write).
-#include "engine/state_blob.h"
+#include "engine/states/state_blob.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace {
@@ -13,21 +13,23 @@ using namespace rwkv;
 
 void decode_as_its_own_model(std::string_view blob) {
   try {
-    const StateBlobInfo header = read_state_header(blob);
-    StateBlobInfo info;
-    const SequenceState state = decode_state(blob, header.fingerprint, header.shape, &info);
+    const states::StateBlobInfo header = states::read_state_header(blob);
+    states::StateBlobInfo info;
+    const states::SequenceState state =
+        states::decode_state(blob, header.fingerprint, header.shape, &info);
     fuzz::check(info.bytes == blob.size(), "decoded a blob of another size");
     const std::string again =
-        encode_state(state, info.fingerprint, info.shape, info.dtype, info.tokens);
+        states::encode_state(state, info.fingerprint, info.shape, info.dtype, info.tokens);
     // Float blobs are written as version 1; one read as version 2 differs in that field only.
-    const uint16_t written = info.dtype == StateDtype::kInt8 ? kStateFormatVersion : 1;
+    const uint16_t written =
+        info.dtype == states::StateDtype::kInt8 ? states::kStateFormatVersion : 1;
     if (info.version == written)
       fuzz::check(again == blob, "a decoded blob does not re-encode to the same bytes");
     else
-      fuzz::check(decode_state(again, info.fingerprint, info.shape).wkv == state.wkv,
+      fuzz::check(states::decode_state(again, info.fingerprint, info.shape).wkv == state.wkv,
                   "a version 2 float blob does not re-encode to the same values");
-  } catch (const StateBlobError& e) {
-    fuzz::check(e.kind() == StateBlobError::Kind::kMalformed,
+  } catch (const states::StateBlobError& e) {
+    fuzz::check(e.kind() == states::StateBlobError::Kind::kMalformed,
                 "shape or model error for its own model");
   }
 }
@@ -37,11 +39,11 @@ void decode_as_its_own_model(std::string_view blob) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view blob = fuzz::bytes_of(data, size);
   decode_as_its_own_model(blob);
-  if (size < kStateHeaderBytes + kStateTrailerBytes) return 0;
+  if (size < states::kStateHeaderBytes + states::kStateTrailerBytes) return 0;
   std::string fixed(blob);
-  const size_t body = size - kStateTrailerBytes;
-  const uint32_t crc = crc32_of(std::string_view(fixed).substr(0, body));
-  for (size_t i = 0; i < kStateTrailerBytes; ++i) fixed[body + i] = char(crc >> (8 * i));
+  const size_t body = size - states::kStateTrailerBytes;
+  const uint32_t crc = states::crc32_of(std::string_view(fixed).substr(0, body));
+  for (size_t i = 0; i < states::kStateTrailerBytes; ++i) fixed[body + i] = char(crc >> (8 * i));
   decode_as_its_own_model(fixed);
   return 0;
 }

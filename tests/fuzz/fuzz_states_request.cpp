@@ -3,7 +3,7 @@
 #include <set>
 
 #include "api/states_request.h"
-#include "engine/state_store.h"
+#include "engine/states/state_store.h"
 #include "tests/fuzz/fuzz_support.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -18,7 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const api::StateDocument& d : r.documents) {
       fuzz::check(d.text.size() <= limits.max_input_bytes, "text bytes");
       if (d.id.empty()) continue;
-      fuzz::check(valid_state_id(d.id), "invalid state id accepted");
+      fuzz::check(states::valid_state_id(d.id), "invalid state id accepted");
       fuzz::check(d.id.find('/') == std::string::npos && d.id != "." && d.id != "..",
                   "state id is a path");
       fuzz::check(ids.insert(d.id).second, "duplicate state id accepted");

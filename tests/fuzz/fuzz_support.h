@@ -12,7 +12,7 @@
 #include "api/api_error.h"
 #include "api/json_fields.h"
 #include "api/limits.h"
-#include "engine/checkpoint.h"
+#include "engine/io/checkpoint.h"
 
 namespace rwkv::fuzz {
 
@@ -28,7 +28,7 @@ inline std::string_view bytes_of(const uint8_t* data, size_t size) {
 }
 
 // Every tensor of a loaded checkpoint holds as many values as its shape says.
-inline void check_checkpoint(const Checkpoint& checkpoint) {
+inline void check_checkpoint(const io::Checkpoint& checkpoint) {
   for (const auto& [name, tensor] : checkpoint.tensors) {
     size_t numel = 1;
     for (int64_t d : tensor.shape) {

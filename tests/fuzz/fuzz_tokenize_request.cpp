@@ -1,12 +1,12 @@
 // `POST /tokenize` and `/detokenize` bodies (each input is tried as both):
 // parse and validate, then run the tokenizer as the routes do.
 #include "api/tokenize_request.h"
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 #include "tests/fuzz/fuzz_support.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace rwkv;
-  const Tokenizer& tokenizer = Tokenizer::world();
+  const text::Tokenizer& tokenizer = text::Tokenizer::world();
   fuzz::parse_request(data, size, [&](const nlohmann::json& body, const api::RequestLimits&) {
     const api::TokenizeRequest r = api::parse_tokenize_request(body);
     fuzz::check(r.was_list || r.texts.size() == 1, "a single text gives one list");

@@ -4,13 +4,13 @@
 #include <algorithm>
 #include <cstring>
 
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace {
 
-using rwkv::Tokenizer;
 using rwkv::fuzz::check;
+using rwkv::text::Tokenizer;
 
 void check_encode(const Tokenizer& tokenizer, std::string_view text) {
   const std::vector<int32_t> ids = tokenizer.encode(text, false);
@@ -43,7 +43,7 @@ void check_decode(const Tokenizer& tokenizer, std::string_view bytes) {
   std::string text;
   try {
     text = tokenizer.decode(ids);
-  } catch (const rwkv::TokenizerError&) {
+  } catch (const rwkv::text::TokenizerError&) {
     check(!all_known, "decode refused known ids");
     return;
   }
