@@ -90,12 +90,12 @@ std::vector<int32_t> random_ids(std::mt19937& rng, int n, bool eos_last) {
   return t;
 }
 
-Engine::Wanted nothing_but(bool rerank, bool state) {
-  Engine::Wanted w;
-  w.heads = {false, false, false};
-  w.rerank = rerank;
-  w.state = state;
-  return w;
+rwkv::model::Outputs nothing_but(bool rerank, bool state) {
+  using rwkv::model::Output;
+  if (rerank)
+    return state ? rwkv::model::Outputs{Output::kRerankLogit, Output::kFinalState}
+                 : rwkv::model::Outputs{Output::kRerankLogit};
+  return state ? rwkv::model::Outputs{Output::kFinalState} : rwkv::model::Outputs{};
 }
 
 class Bench {
@@ -150,7 +150,7 @@ class Bench {
           for (int b = 0; b < B; ++b) inputs.push_back(random_ids(rng, T, true));
           std::vector<Engine::Sequence> seqs(inputs.begin(), inputs.end());
           const auto t0 = Clock::now();
-          engine->run(seqs, {});
+          engine->run(seqs, {rwkv::model::Output::kRetrievalEmbedding});
           const double secs = seconds_since(t0);
           observe(tokens, secs, dtype);
 
@@ -291,10 +291,11 @@ class Bench {
       std::vector<std::vector<int32_t> > texts;
       for (int b = 0; b < 16; ++b) texts.push_back(random_ids(rng, 64, true));
       std::vector<Engine::Sequence> seqs(texts.begin(), texts.end());
-      for (int r = 0; r < 3; ++r) engine->run(seqs, {});  // seen, recorded, replayed
+      for (int r = 0; r < 3; ++r)
+        engine->run(seqs, {rwkv::model::Output::kRetrievalEmbedding});  // seen, recorded, replayed
       const int reps = 20;
       const auto t0 = Clock::now();
-      for (int r = 0; r < reps; ++r) engine->run(seqs, {});
+      for (int r = 0; r < reps; ++r) engine->run(seqs, {rwkv::model::Output::kRetrievalEmbedding});
       rate[1][graphs] = reps * 16 * 64 / seconds_since(t0);
       if (graphs)
         std::printf("(replays: %lld)\n",
@@ -357,9 +358,9 @@ class Bench {
       co.wkv_chunked_min_tokens = threshold;
       Engine engine(rwkv::kernels::make_cuda_backend(o_.device, co), model_, nullptr, opt);
       const Engine::Sequence seq{doc};
-      engine.run(std::span(&seq, 1), {});
+      engine.run(std::span(&seq, 1), {rwkv::model::Output::kRetrievalEmbedding});
       const auto t0 = Clock::now();
-      engine.run(std::span(&seq, 1), {});
+      engine.run(std::span(&seq, 1), {rwkv::model::Output::kRetrievalEmbedding});
       std::printf("  %s %.0f", threshold ? "chunked" : "sequential", T / seconds_since(t0));
     }
     std::printf("\n\n");
@@ -382,7 +383,7 @@ class Bench {
     std::vector<std::vector<int32_t> > inputs;
     for (int b = 0; b < B; ++b) inputs.push_back(random_ids(rng, 64, true));
     std::vector<Engine::Sequence> seqs(inputs.begin(), inputs.end());
-    engine.run(seqs, {});
+    engine.run(seqs, {rwkv::model::Output::kRetrievalEmbedding});
   }
 
   // Best of `reps` runs of the query on a copy of each cached state.

@@ -134,12 +134,8 @@ int main(int argc, char** argv) {
   const std::vector<int32_t> query_body = random_tokens(query_len);
   const std::vector<int32_t> query = concat({&query_head, &query_body, &eos});
 
-  model::Engine::Wanted state_only;
-  state_only.heads = {false, false, false};
-  state_only.state = true;
-  model::Engine::Wanted score;
-  score.heads = {false, false, false};
-  score.rerank = true;
+  const model::Outputs state_only{model::Output::kFinalState};
+  const model::Outputs score{model::Output::kRerankLogit};
 
   {  // warm-up: workspaces, threads
     const model::Engine::Sequence s{query};

@@ -151,10 +151,7 @@ void add_embed_command(CLI::App& app) {
     std::vector<model::Engine::Sequence> seqs;
     for (const auto& ids : inputs) seqs.push_back({ids});
     const model::EmbeddingHead head = server::head_of(type);
-    model::Engine::Wanted wanted;
-    wanted.heads = {false, false, false};
-    wanted.heads[static_cast<int>(head)] = true;
-    auto results = engine->run(seqs, wanted);
+    auto results = engine->run(seqs, {model::embedding_output(head)});
     for (size_t i = 0; i < results.size(); ++i) {
       std::vector<float>& e = results[i].embeddings[static_cast<int>(head)];
       if (e.empty())
@@ -184,9 +181,7 @@ void add_rerank_command(CLI::App& app) {
     for_each_json_line([&](const json& v, int line) { docs.push_back(expect_string(v, line)); });
     auto engine = make_engine(*o, *reranker);
     const text::Tokenizer& tok = text::Tokenizer::world();
-    model::Engine::Wanted wanted;
-    wanted.heads = {false, false, false};
-    wanted.rerank = true;
+    const model::Outputs wanted{model::Output::kRerankLogit};
     std::vector<std::vector<int32_t>> ids;
     std::vector<model::Engine::Result> results;
     if (*mode == "online") {
@@ -197,10 +192,7 @@ void add_rerank_command(CLI::App& app) {
     } else {
       for (const auto& d : docs) ids.push_back(tok.encode(text::rerank_document_text(d), false));
       std::vector<model::Engine::Sequence> doc_seqs(ids.begin(), ids.end());
-      model::Engine::Wanted state_only;
-      state_only.heads = {false, false, false};
-      state_only.state = true;
-      const auto doc_states = engine->run(doc_seqs, state_only);
+      const auto doc_states = engine->run(doc_seqs, {model::Output::kFinalState});
       const std::vector<int32_t> query_ids = tok.encode(text::rerank_query_text(*query), true);
       std::vector<model::Engine::Sequence> seqs;
       for (const auto& d : doc_states) seqs.push_back({query_ids, &d.state});

@@ -29,8 +29,7 @@ void check_dimensions(const ServerContext& ctx, std::optional<int> dims, const c
 scheduling::SequenceJob embedding_job(std::vector<int32_t> tokens, model::EmbeddingHead head) {
   scheduling::SequenceJob job;
   job.tokens = std::move(tokens);
-  job.wanted.heads = {false, false, false};
-  job.wanted.heads[static_cast<int>(head)] = true;
+  job.wanted = {model::embedding_output(head)};
   return job;
 }
 

@@ -90,8 +90,7 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api,
       scheduling::SequenceJob job;
       job.tokens = query_tokens;
       job.initial = cached.at(doc.state_id);
-      job.wanted.heads = {false, false, false};
-      job.wanted.rerank = true;
+      job.wanted = {model::Output::kRerankLogit};
       tokens += int64_t(job.tokens.size());
       jobs.push_back(std::move(job));
       continue;
@@ -104,8 +103,7 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api,
               std::to_string(job.tokens.size()) + " tokens, more than the limit of " +
               std::to_string(ctx.options.max_input_tokens) + "; set max_tokens_per_doc",
           "documents");
-    job.wanted.heads = {false, false, false};
-    job.wanted.rerank = true;
+    job.wanted = {model::Output::kRerankLogit};
     tokens += int64_t(job.tokens.size());
     jobs.push_back(std::move(job));
   }

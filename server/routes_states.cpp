@@ -134,8 +134,7 @@ void create_states(ServerContext& ctx, const httplib::Request& req, httplib::Res
   for (const NewState& s : states) {
     scheduling::SequenceJob job;
     job.tokens = s.tokens;
-    job.wanted.heads = {false, false, false};
-    job.wanted.state = true;
+    job.wanted = {model::Output::kFinalState};
     total_tokens += int64_t(s.tokens.size());
     jobs.push_back(std::move(job));
   }

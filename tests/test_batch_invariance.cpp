@@ -141,10 +141,9 @@ class BatchInvariance : public ::testing::TestWithParam<ModelCase> {
   static std::vector<Outputs> run(model::Engine& engine,
                                   const std::vector<std::vector<int32_t>>& in) {
     std::vector<model::Engine::Sequence> seqs(in.begin(), in.end());
-    model::Engine::Wanted wanted;
-    wanted.heads = {true, true, true};
-    wanted.state = true;
-    wanted.rerank = true;
+    const model::Outputs wanted{model::Output::kRetrievalEmbedding, model::Output::kStsEmbedding,
+                                model::Output::kClassificationEmbedding, model::Output::kFinalState,
+                                model::Output::kRerankLogit};
     std::vector<Outputs> out;
     for (auto& r : engine.run(seqs, wanted))
       out.push_back({r.embeddings, r.state.shift, r.state.wkv, r.logit});
@@ -205,8 +204,7 @@ TEST_P(BatchInvariance, StateContinuationEqualsOnePass) {
   const auto text = random_tokens(rng, 120);
   const auto engine_ptr = engine();
   model::Engine& engine = *engine_ptr;
-  model::Engine::Wanted wanted;
-  wanted.state = true;
+  const model::Outputs wanted{model::Output::kFinalState};
   const std::vector<int32_t> prefix(text.begin(), text.begin() + 50),
       rest(text.begin() + 50, text.end());
   const model::Engine::Sequence first{prefix};
@@ -226,7 +224,7 @@ TEST_P(BatchInvariance, NoEosGivesNoEmbedding) {
   model::Engine& engine = *engine_ptr;
   const std::vector<int32_t> ids = {1, 2, 3};
   const model::Engine::Sequence seq{ids};
-  const auto r = engine.run(std::span(&seq, 1), {})[0];
+  const auto r = engine.run(std::span(&seq, 1), {model::Output::kRetrievalEmbedding})[0];
   EXPECT_EQ(r.pooled_count, 0);
   EXPECT_TRUE(r.embeddings[0].empty());
 }

@@ -29,9 +29,8 @@ TEST(CpuBfloat16, WithinTheHalfPrecisionBoundsOnThe01bShape) {
   std::vector<std::vector<int32_t>> inputs;
   for (int n : {1, 40, 300}) inputs.push_back(test::random_tokens(rng, n));
   std::vector<model::Engine::Sequence> seqs(inputs.begin(), inputs.end());
-  model::Engine::Wanted wanted;
-  wanted.heads = {true, true, true};
-  wanted.rerank = true;
+  const model::Outputs wanted{model::Output::kRetrievalEmbedding, model::Output::kStsEmbedding,
+                              model::Output::kClassificationEmbedding, model::Output::kRerankLogit};
   const auto run = [&](kernels::MatmulDtype dtype) {
     model::Engine engine(kernels::make_cpu_backend(0, dtype), model, &reranker);
     return engine.run(seqs, wanted);

@@ -210,8 +210,8 @@ Agreement compare(const io::Checkpoint& model, const io::Checkpoint& reranker,
   model::Engine f32(kernels::make_cpu_backend(0, kernels::MatmulDtype::kFloat32), model, &reranker);
   model::Engine i8(kernels::make_cpu_backend(0, kernels::MatmulDtype::kInt8), model, &reranker);
   Agreement a;
-  model::Engine::Wanted heads;
-  heads.heads = {true, true, true};
+  const model::Outputs heads{model::Output::kRetrievalEmbedding, model::Output::kStsEmbedding,
+                             model::Output::kClassificationEmbedding};
   const std::vector<model::Engine::Sequence> seqs(embed.begin(), embed.end());
   const auto want = f32.run(seqs, heads), got = i8.run(seqs, heads);
   int n = 0;
@@ -223,9 +223,7 @@ Agreement compare(const io::Checkpoint& model, const io::Checkpoint& reranker,
       ++n;
     }
   a.mean_cosine /= n;
-  model::Engine::Wanted logits;
-  logits.heads = {false, false, false};
-  logits.rerank = true;
+  const model::Outputs logits{model::Output::kRerankLogit};
   for (const auto& list : rerank) {
     const std::vector<model::Engine::Sequence> cands(list.begin(), list.end());
     const auto w = f32.run(cands, logits), g = i8.run(cands, logits);

@@ -23,11 +23,14 @@ namespace {
 
 using test::random_tokens;
 
-model::Engine::Wanted all_heads(bool state) {
-  model::Engine::Wanted w;
-  w.heads = {true, true, true};
-  w.state = state;
-  return w;
+model::Outputs all_heads(bool state) {
+  using model::Output;
+  model::Outputs heads{Output::kRetrievalEmbedding, Output::kStsEmbedding,
+                       Output::kClassificationEmbedding};
+  if (state)
+    heads = {Output::kRetrievalEmbedding, Output::kStsEmbedding, Output::kClassificationEmbedding,
+             Output::kFinalState};
+  return heads;
 }
 
 // ---- GPU vs CPU on a random model of the real 0.1B shape --------------------
@@ -52,7 +55,7 @@ TEST_P(CudaVsCpu, RandomModelOf01bShape) {
   for (int n : {1, 37, 300, 1100}) inputs.push_back(random_tokens(rng, n));
   inputs[2][150] = text::Tokenizer::kEos;  // a sequence pooling two positions
   std::vector<model::Engine::Sequence> seqs(inputs.begin(), inputs.end());
-  const model::Engine::Wanted wanted = all_heads(true);
+  const model::Outputs wanted = all_heads(true);
   model::Engine cpu(kernels::make_cpu_backend(), model, nullptr);
   model::Engine gpu(test::make_backend(GetParam()), model, nullptr);
   const auto want = cpu.run(seqs, wanted), got = gpu.run(seqs, wanted);
@@ -89,8 +92,7 @@ class CudaBatchInvariance : public ::testing::TestWithParam<std::string> {
                                          model::EngineOptions opt = {}) {
     model::Engine engine(test::make_backend(GetParam()), *model_, nullptr, opt);
     std::vector<model::Engine::Sequence> seqs(inputs.begin(), inputs.end());
-    model::Engine::Wanted wanted;
-    wanted.state = true;
+    const model::Outputs wanted{model::Output::kRetrievalEmbedding, model::Output::kFinalState};
     return engine.run(seqs, wanted);
   }
 

@@ -112,6 +112,7 @@ class LateFailure : public ::testing::TestWithParam<ErrorStyle> {
     scheduling::SequenceJob j;
     j.tokens = std::move(tokens);
     j.tokens.push_back(text::Tokenizer::kEos);
+    j.wanted = {model::Output::kRetrievalEmbedding};
     return j;
   }
 
@@ -215,9 +216,7 @@ class RerankTruncation : public ::testing::Test {
   double score_of(const std::vector<int32_t>& ids) {
     model::Engine engine(kernels::make_cpu_backend(1), *embedding_, &*reranker_,
                          model::EngineOptions{});
-    model::Engine::Wanted wanted;
-    wanted.heads = {false, false, false};
-    wanted.rerank = true;
+    const model::Outputs wanted{model::Output::kRerankLogit};
     const std::vector<model::Engine::Sequence> seqs = {{ids}};
     return 1.0 / (1.0 + std::exp(-double(engine.run(seqs, wanted)[0].logit)));
   }

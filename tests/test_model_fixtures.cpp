@@ -96,11 +96,14 @@ INSTANTIATE_TEST_SUITE_P(Backends, ModelFixtures,
                                            "cuda_bfloat16"),
                          [](const auto& info) { return info.param; });
 
-model::Engine::Wanted all_heads(bool state = false) {
-  model::Engine::Wanted w;
-  w.heads = {true, true, true};
-  w.state = state;
-  return w;
+model::Outputs all_heads(bool state = false) {
+  using model::Output;
+  model::Outputs heads{Output::kRetrievalEmbedding, Output::kStsEmbedding,
+                       Output::kClassificationEmbedding};
+  if (state)
+    heads = {Output::kRetrievalEmbedding, Output::kStsEmbedding, Output::kClassificationEmbedding,
+             Output::kFinalState};
+  return heads;
 }
 
 TEST_P(ModelFixtures, EmbeddingsAndStatesOfEveryCase) {
@@ -184,9 +187,7 @@ TEST_P(ModelFixtures, OnlineRerank) {
       ASSERT_EQ(ids.back(), to_ids(c["ids"][i]));
     }
     std::vector<model::Engine::Sequence> seqs(ids.begin(), ids.end());
-    model::Engine::Wanted wanted;
-    wanted.heads = {false, false, false};
-    wanted.rerank = wanted.state = true;
+    const model::Outputs wanted{model::Output::kFinalState, model::Output::kRerankLogit};
     const auto results = engine->run(seqs, wanted);
     std::vector<float> logits;
     for (size_t i = 0; i < results.size(); ++i) {
@@ -215,9 +216,7 @@ TEST_P(ModelFixtures, OfflineRerankFromCachedStates) {
     ASSERT_EQ(query_ids, to_ids(c["query_ids"]));
 
     std::vector<model::Engine::Sequence> docs(doc_ids.begin(), doc_ids.end());
-    model::Engine::Wanted state_only;
-    state_only.heads = {false, false, false};
-    state_only.state = true;
+    const model::Outputs state_only{model::Output::kFinalState};
     const auto cached = engine->run(docs, state_only);
     std::vector<model::Engine::Sequence> queries;
     for (size_t i = 0; i < cached.size(); ++i) {
@@ -225,8 +224,7 @@ TEST_P(ModelFixtures, OfflineRerankFromCachedStates) {
       check_state(cached[i].state.wkv, c["cached_state1"][i], name + " cached state1");
       queries.push_back({query_ids, &cached[i].state});
     }
-    model::Engine::Wanted wanted = state_only;
-    wanted.rerank = true;
+    const model::Outputs wanted{model::Output::kFinalState, model::Output::kRerankLogit};
     const auto results = engine->run(queries, wanted);
     std::vector<float> logits;
     for (size_t i = 0; i < results.size(); ++i) {

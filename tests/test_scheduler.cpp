@@ -29,23 +29,23 @@ std::unique_ptr<model::Engine> make_engine(model::EngineOptions opt = {}) {
   return std::make_unique<model::Engine>(kernels::make_cpu_backend(), model(), nullptr, opt);
 }
 
+// A job that wants the retrieval embedding.
 scheduling::SequenceJob job(std::vector<int32_t> tokens) {
   scheduling::SequenceJob j;
   j.tokens = std::move(tokens);
+  j.wanted = {model::Output::kRetrievalEmbedding};
   return j;
 }
 
 std::vector<float> embedding_alone(model::Engine& engine, const std::vector<int32_t>& tokens,
                                    const states::SequenceState* initial = nullptr) {
   const model::Engine::Sequence s{tokens, initial};
-  return engine.run(std::span(&s, 1), {})[0].embeddings[0];
+  return engine.run(std::span(&s, 1), {model::Output::kRetrievalEmbedding})[0].embeddings[0];
 }
 
 states::SequenceState state_after(model::Engine& engine, const std::vector<int32_t>& tokens) {
-  model::Engine::Wanted wanted;
-  wanted.state = true;
   const model::Engine::Sequence s{tokens};
-  return engine.run(std::span(&s, 1), wanted)[0].state;
+  return engine.run(std::span(&s, 1), {model::Output::kFinalState})[0].state;
 }
 
 // Bit for bit: a request's results do not depend on what it was batched with.
@@ -181,7 +181,8 @@ TEST(Scheduler, ConcurrentClientsGetTheirSingleRequestResults) {
     auto engine = make_engine();
     for (const auto& t : texts) {
       const model::Engine::Sequence s{t};
-      reference.push_back(engine->run(std::span(&s, 1), {})[0].embeddings[0]);
+      reference.push_back(
+          engine->run(std::span(&s, 1), {model::Output::kRetrievalEmbedding})[0].embeddings[0]);
     }
   }
 
@@ -197,7 +198,8 @@ TEST(Scheduler, ConcurrentClientsGetTheirSingleRequestResults) {
     clients.emplace_back([&, c] {
       // Client c sends texts c, c+6, ... as requests of two sequences each.
       for (size_t i = c; i < texts.size(); i += 12) {
-        std::vector<scheduling::SequenceJob> jobs{job(texts[i])};
+        std::vector<scheduling::SequenceJob> jobs;
+        jobs.push_back(job(texts[i]));
         if (i + 6 < texts.size()) jobs.push_back(job(texts[i + 6]));
         auto results = scheduler.submit(std::move(jobs))->wait();
         got[i] = results[0].embeddings[0];
@@ -228,12 +230,11 @@ TEST(Scheduler, SequencesWantingDifferentOutputsFinishInTheSameStep) {
   // and are collected in two groups (this crashed the scheduler under mixed load).
   std::mt19937 rng(12);
   const std::vector<int32_t> a = random_tokens(rng, 20), b = random_tokens(rng, 20);
-  model::Engine::Wanted state_only;
-  state_only.heads = {false, false, false};
-  state_only.state = true;
+  const model::Outputs state_only{model::Output::kFinalState};
   auto reference = make_engine();
   const model::Engine::Sequence sa{a}, sb{b};
-  const auto embedding = reference->run(std::span(&sa, 1), {})[0].embeddings[0];
+  const auto embedding =
+      reference->run(std::span(&sa, 1), {model::Output::kRetrievalEmbedding})[0].embeddings[0];
   const auto state = reference->run(std::span(&sb, 1), state_only)[0].state;
 
   auto engine = make_engine();

@@ -443,9 +443,7 @@ TEST(StateBlob, OfflineRerankThroughBlobsMatchesTheFixture) {
     docs.push_back(
         text::Tokenizer::world().encode(text::rerank_document_text(d.get<std::string>()), false));
   std::vector<model::Engine::Sequence> doc_seqs(docs.begin(), docs.end());
-  model::Engine::Wanted state_only;
-  state_only.heads = {false, false, false};
-  state_only.state = true;
+  const model::Outputs state_only{model::Output::kFinalState};
   const auto cached = engine.run(doc_seqs, state_only);
   const auto query =
       text::Tokenizer::world().encode(text::rerank_query_text(c["query"].get<std::string>()));
@@ -461,9 +459,7 @@ TEST(StateBlob, OfflineRerankThroughBlobsMatchesTheFixture) {
           states::encode_state(cached[i].state, fp, shape, dtype, docs[i].size()), fp, shape));
     std::vector<model::Engine::Sequence> queries;
     for (const auto& s : decoded) queries.push_back({query, &s});
-    model::Engine::Wanted wanted;
-    wanted.heads = {false, false, false};
-    wanted.rerank = true;
+    const model::Outputs wanted{model::Output::kRerankLogit};
     const auto results = engine.run(queries, wanted);
     ASSERT_EQ(results.size(), want.size());
     for (size_t i = 0; i < want.size(); ++i)
@@ -495,9 +491,7 @@ Drift rerank_drift(model::Engine& engine, const io::ModelFingerprint& fp,
   };
   const std::vector<states::SequenceState> base = decoded(states::StateDtype::kFloat32),
                                            small = decoded(dtype);
-  model::Engine::Wanted wanted;
-  wanted.heads = {false, false, false};
-  wanted.rerank = true;
+  const model::Outputs wanted{model::Output::kRerankLogit};
   const auto logits = [&](const std::vector<states::SequenceState>& states,
                           const std::vector<int32_t>& query) {
     std::vector<model::Engine::Sequence> seqs;
@@ -544,9 +538,7 @@ void measure_drift(const io::Checkpoint& embedding, const io::Checkpoint& rerank
   std::vector<std::vector<int32_t>> docs;
   for (int i = 0; i < 100; ++i) docs.push_back(test::random_tokens(rng, 6 + i % 7));
   std::vector<model::Engine::Sequence> doc_seqs(docs.begin(), docs.end());
-  model::Engine::Wanted state_only;
-  state_only.heads = {false, false, false};
-  state_only.state = true;
+  const model::Outputs state_only{model::Output::kFinalState};
   std::vector<states::SequenceState> states;
   for (auto& r : engine.run(doc_seqs, state_only)) states.push_back(std::move(r.state));
   std::vector<std::vector<int32_t>> qs;

@@ -33,9 +33,9 @@ TEST_P(SteadyStateAllocations, StepsWithinTheLimitsAllocateNothing) {
   model::Engine engine(test::make_backend(GetParam()), model, &reranker, opt);
   const int64_t after_construction = engine.backend().allocations();
 
-  model::Engine::Wanted everything;
-  everything.heads = {true, true, true};
-  everything.state = everything.rerank = true;
+  const model::Outputs everything{model::Output::kRetrievalEmbedding, model::Output::kStsEmbedding,
+                                  model::Output::kClassificationEmbedding,
+                                  model::Output::kFinalState, model::Output::kRerankLogit};
   std::mt19937 rng(5);
   // A warm-up at the limits (full steps, every slot), then other shapes:
   // fewer and longer sequences, single tokens, continued states.

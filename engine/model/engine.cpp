@@ -186,24 +186,29 @@ std::vector<float> Engine::rerank_logits(std::span<const int> slots) {
   return logits;
 }
 
-void Engine::collect(std::span<const int> slots, std::span<Result* const> results,
-                     const Wanted& wanted) {
+Output embedding_output(EmbeddingHead head) {
+  return static_cast<Output>(static_cast<int>(Output::kRetrievalEmbedding) +
+                             static_cast<int>(head));
+}
+
+void Engine::collect(std::span<const int> slots, std::span<Result* const> results, Outputs wanted) {
   for (int h = 0; h < 3; ++h) {
-    if (!wanted.heads[h]) continue;
-    auto emb = embeddings(slots, static_cast<EmbeddingHead>(h));
+    const auto head = static_cast<EmbeddingHead>(h);
+    if (!wanted.has(embedding_output(head))) continue;
+    auto emb = embeddings(slots, head);
     for (size_t i = 0; i < slots.size(); ++i) results[i]->embeddings[h] = std::move(emb[i]);
   }
-  if (wanted.rerank) {
+  if (wanted.has(Output::kRerankLogit)) {
     const std::vector<float> logits = rerank_logits(slots);
     for (size_t i = 0; i < slots.size(); ++i) results[i]->logit = logits[i];
   }
   for (size_t i = 0; i < slots.size(); ++i) {
-    if (wanted.state) results[i]->state = read_state(slots[i]);
+    if (wanted.has(Output::kFinalState)) results[i]->state = read_state(slots[i]);
     results[i]->pooled_count = pooled_count(slots[i]);
   }
 }
 
-std::vector<Engine::Result> Engine::run(std::span<const Sequence> sequences, const Wanted& wanted) {
+std::vector<Engine::Result> Engine::run(std::span<const Sequence> sequences, Outputs wanted) {
   struct Active {
     size_t index;
     int slot;

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <span>
@@ -29,6 +31,33 @@ struct EngineOptions {
 class InvalidTokens : public std::invalid_argument {
  public:
   using std::invalid_argument::invalid_argument;
+};
+
+// What a finished sequence gives back, each only when asked for: the
+// embedding of a head (its pooled EOS rows through the head), the final
+// state, the reranker's logit over that state.
+enum class Output : uint8_t {
+  kRetrievalEmbedding,
+  kStsEmbedding,
+  kClassificationEmbedding,
+  kFinalState,
+  kRerankLogit
+};
+Output embedding_output(EmbeddingHead head);
+
+// A set of outputs; empty unless built from some: Outputs{Output::kFinalState}.
+class Outputs {
+ public:
+  Outputs() = default;
+  Outputs(std::initializer_list<Output> outputs) {
+    for (Output o : outputs) bits_ |= bit(o);
+  }
+  bool has(Output o) const { return bits_ & bit(o); }
+  bool operator==(const Outputs&) const = default;
+
+ private:
+  static uint8_t bit(Output o) { return uint8_t(1u << unsigned(o)); }
+  uint8_t bits_ = 0;
 };
 
 class Engine {
@@ -74,22 +103,17 @@ class Engine {
     std::span<const int32_t> tokens;
     const states::SequenceState* initial = nullptr;  // zero state when null
   };
-  struct Wanted {
-    std::array<bool, 3> heads{true, false, false};  // indexed by EmbeddingHead
-    bool state = false;
-    bool rerank = false;
-  };
   struct Result {
-    std::array<std::vector<float>, 3> embeddings;  // raw, for the wanted heads
+    std::array<std::vector<float>, 3> embeddings;  // raw, by EmbeddingHead, for those asked for
     states::SequenceState state;
     float logit = 0;
     int pooled_count = 0;
   };
   // Packs the sequences into steps under the options' limits, chunking long
   // ones; each result is independent of how the sequences were packed.
-  std::vector<Result> run(std::span<const Sequence> sequences, const Wanted& wanted);
+  std::vector<Result> run(std::span<const Sequence> sequences, Outputs wanted);
   // Reads what is wanted from finished slots into results[i] for slots[i].
-  void collect(std::span<const int> slots, std::span<Result* const> results, const Wanted& wanted);
+  void collect(std::span<const int> slots, std::span<Result* const> results, Outputs wanted);
   // Throws InvalidTokens unless every id indexes the embedding table.
   void check_tokens(std::span<const int32_t> tokens) const;
 

@@ -13,10 +13,6 @@ namespace {
 // length, which keeps the time-sequential WKV balanced across a step.
 int length_bucket(size_t chunk) { return std::bit_width(chunk); }
 
-bool same_wanted(const model::Engine::Wanted& a, const model::Engine::Wanted& b) {
-  return a.heads == b.heads && a.state == b.state && a.rerank == b.rerank;
-}
-
 }  // namespace
 
 Scheduler::Scheduler(model::Engine& engine, SchedulerOptions options, StepCallback on_step)
@@ -176,10 +172,10 @@ void Scheduler::finish_done() {
                            std::make_move_iterator(active_.end()));
   active_.erase(finished, active_.end());
   while (!done.empty()) {
-    const model::Engine::Wanted wanted = done.front().request->jobs_[done.front().job].wanted;
+    const model::Outputs wanted = done.front().request->jobs_[done.front().job].wanted;
     // This group first: the finished sequences that want the same outputs.
     const auto group_end = std::stable_partition(done.begin(), done.end(), [&](const Active& a) {
-      return same_wanted(a.request->jobs_[a.job].wanted, wanted);
+      return a.request->jobs_[a.job].wanted == wanted;
     });
     std::vector<int> slots;
     std::vector<model::Engine::Result*> results;

@@ -25,7 +25,7 @@ namespace rwkv::scheduling {
 struct SequenceJob {
   std::vector<int32_t> tokens;
   std::shared_ptr<const states::SequenceState> initial;  // zero state when null
-  model::Engine::Wanted wanted;
+  model::Outputs wanted;                                 // nothing unless asked for
 };
 
 struct SchedulerOptions {
