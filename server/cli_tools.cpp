@@ -200,11 +200,9 @@ void add_rerank_command(CLI::App& app) {
     }
     for (size_t i = 0; i < results.size(); ++i) {
       const float logit = results[i].logit;
-      std::cout << json{{"index", i},
-                        {"score", 1.0 / (1.0 + std::exp(-double(logit)))},
-                        {"logit", logit}}
-                       .dump()
-                << '\n';
+      std::cout
+          << json{{"index", i}, {"score", model::rerank_score(logit)}, {"logit", logit}}.dump()
+          << '\n';
     }
   });
 }

@@ -11,6 +11,7 @@
 #include "api/json_fields.h"
 #include "server/auth.h"
 #include "server/deadline_http_server.h"
+#include "server/error_table.h"
 
 namespace rwkv::server {
 namespace {
@@ -68,52 +69,13 @@ nlohmann::json error_body(ErrorStyle style, const api::ApiError& e) {
   return style == ErrorStyle::kCohere ? api::cohere_error_body(e) : api::openai_error_body(e);
 }
 
-// What a failure tells the client (status 499: the client went away, nobody
-// reads an answer). The server's own failures are logged with their details;
-// the client gets a generic message.
-struct Failure {
-  api::ApiError error;
-  const char* retry_after = nullptr;  // seconds, when retrying may succeed
-};
-
-Failure failure_of(std::exception_ptr failure, const RequestRecord& r) {
-  const auto log_fault = [&](const char* what) {
-    spdlog::error("{} {}: {}", r.method, r.path, what);
-  };
-  try {
-    std::rethrow_exception(failure);
-  } catch (const api::ApiError& e) {
-    return {e};
-  } catch (const model::InvalidTokens& e) {
-    return {api::ApiError::bad_request(e.what())};
-  } catch (const scheduling::QueueFull& e) {
-    return {api::ApiError::too_many_requests(std::string(e.what()) + "; retry later"), "1"};
-  } catch (const scheduling::ShuttingDown& e) {
-    return {api::ApiError::unavailable(e.what()), "5"};
-  } catch (const states::StateStoreUnavailable& e) {
-    log_fault(e.what());
-    return {api::ApiError::unavailable(
-                "the state store is unavailable (see the server log); retry later"),
-            "5"};
-  } catch (const states::StateStoreFull& e) {
-    return {api::ApiError(507, e.what())};
-  } catch (const scheduling::Cancelled&) {
-    return {api::ApiError(499, "the client went away")};
-  } catch (const std::exception& e) {
-    log_fault(e.what());
-  } catch (...) {
-    log_fault("an exception of unknown type");
-  }
-  return {api::ApiError::internal("internal error (see the server log)")};
-}
-
 // Runs the handler, turning every failure into a response in the route's shape.
 void run_guarded(const Handler& handler, const RequestRecord& record, const httplib::Request& req,
                  httplib::Response& res) {
   try {
     handler(req, res);
   } catch (...) {
-    const Failure f = failure_of(std::current_exception(), record);
+    const Failure f = failure_of(std::current_exception(), record.method + " " + record.path);
     if (f.error.status == 499) {
       res.status = 499;
       return;
@@ -257,7 +219,8 @@ void respond_when_done(httplib::Response& res, ServerContext& ctx,
           auto results = pending->wait();
           body = dump(build(results));
         } catch (...) {
-          const Failure f = failure_of(std::current_exception(), *record);
+          const Failure f =
+              failure_of(std::current_exception(), record->method + " " + record->path);
           if (f.error.status == 499) return false;
           record->status = f.error.status;
           spdlog::error("{} {}: failed with {} after its status 200 went out (--heartbeat-seconds)",

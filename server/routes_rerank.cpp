@@ -108,15 +108,14 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api,
     jobs.push_back(std::move(job));
   }
   const std::string model = r.model.empty() ? ctx.model_name() : r.model;
-  respond_when_done(res, ctx, ctx.scheduler->submit(std::move(jobs)),
-                    [=](std::vector<model::Engine::Result>& results) {
-                      std::vector<float> scores;
-                      for (const auto& x : results)
-                        scores.push_back(r.raw_scores
-                                             ? x.logit
-                                             : float(1.0 / (1.0 + std::exp(-double(x.logit)))));
-                      return api::rerank_response(r, scores, model, tokens);
-                    });
+  respond_when_done(
+      res, ctx, ctx.scheduler->submit(std::move(jobs)),
+      [=](std::vector<model::Engine::Result>& results) {
+        std::vector<float> scores;
+        for (const auto& x : results)
+          scores.push_back(r.raw_scores ? x.logit : float(model::rerank_score(x.logit)));
+        return api::rerank_response(r, scores, model, tokens);
+      });
 }
 
 }  // namespace

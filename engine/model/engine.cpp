@@ -249,6 +249,8 @@ std::vector<Engine::Result> Engine::run(std::span<const Sequence> sequences, Out
   return results;
 }
 
+double rerank_score(float logit) { return 1.0 / (1.0 + std::exp(-double(logit))); }
+
 void l2_normalize(std::vector<float>& v) {
   double sq = 0;
   for (float x : v) sq += double(x) * x;
