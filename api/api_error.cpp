@@ -17,6 +17,13 @@ ApiError::ApiError(int status, const std::string& message, std::optional<std::st
 ApiError ApiError::bad_request(const std::string& message, std::optional<std::string> param) {
   return ApiError(400, message, std::move(param));
 }
+
+ApiError ApiError::too_many_tokens(const std::string& what, size_t tokens, size_t limit,
+                                   const std::string& param, const std::string& hint) {
+  return bad_request(what + " has " + std::to_string(tokens) + " tokens, more than the limit of " +
+                         std::to_string(limit) + (hint.empty() ? "" : "; " + hint),
+                     param);
+}
 ApiError ApiError::unauthorized(const std::string& message) { return ApiError(401, message); }
 ApiError ApiError::not_found(const std::string& message, std::optional<std::string> param) {
   return ApiError(404, message, std::move(param));

@@ -22,7 +22,10 @@ struct ApiError : std::runtime_error {
 
   static ApiError bad_request(const std::string& message,
                               std::optional<std::string> param = std::nullopt);  // 400
-  static ApiError unauthorized(const std::string& message);                      // 401
+  // 400: "`what` has `tokens` tokens, more than the limit of `limit`[; `hint`]".
+  static ApiError too_many_tokens(const std::string& what, size_t tokens, size_t limit,
+                                  const std::string& param, const std::string& hint = "");
+  static ApiError unauthorized(const std::string& message);  // 401
   static ApiError not_found(const std::string& message,
                             std::optional<std::string> param = std::nullopt);  // 404
   static ApiError payload_too_large(const std::string& message,

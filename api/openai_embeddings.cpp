@@ -48,9 +48,8 @@ int32_t token_id(const json& value, const std::string& where) {
 std::vector<int32_t> token_list(const json& array, const std::string& where,
                                 const RequestLimits& limits) {
   if (array.size() > limits.max_input_tokens) {
-    throw input_error("'" + where + "' has " + std::to_string(array.size()) +
-                      " tokens, more than the limit of " + std::to_string(limits.max_input_tokens) +
-                      " per input");
+    throw ApiError::too_many_tokens("'" + where + "'", array.size(), limits.max_input_tokens,
+                                    "input");
   }
   std::vector<int32_t> ids;
   ids.reserve(array.size());

@@ -8,13 +8,6 @@
 namespace rwkv::server {
 namespace {
 
-api::ApiError too_long(const std::string& where, const std::string& param, size_t n, size_t max) {
-  return api::ApiError::bad_request(where + " has " + std::to_string(n) +
-                                        " tokens, more than the limit of " + std::to_string(max) +
-                                        "; shorten it or ask for truncation",
-                                    param);
-}
-
 size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 
 // n >= kProtocolChunk tokens as 4 pieces of ceil(n/4) (the last shorter), each + EOS.
@@ -115,7 +108,9 @@ PreparedText InputPreprocessor::prepare(std::string_view text, api::InputType ty
   std::vector<int32_t> ids = tok.encode(text, false);
   std::string cut;  // the truncated text, when an instruction goes before it
   if (ids.size() > max_tokens) {
-    if (truncate == api::Truncate::kNone) throw too_long(where, param, ids.size(), max_tokens);
+    if (truncate == api::Truncate::kNone)
+      throw api::ApiError::too_many_tokens(where, ids.size(), max_tokens, param,
+                                           "shorten it or ask for truncation");
     if (truncate == api::Truncate::kStart)
       ids.erase(ids.begin(), ids.end() - static_cast<std::ptrdiff_t>(max_tokens));
     else

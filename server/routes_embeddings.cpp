@@ -10,14 +10,6 @@ namespace {
 
 using nlohmann::json;
 
-void check_model(const ServerContext& ctx, const std::string& name) {
-  if (!ctx.serves(name))
-    throw api::ApiError(404,
-                        "the model '" + name + "' does not exist; this server serves '" +
-                            ctx.model_name() + "' (add aliases with --served-model-name)",
-                        "model", "model_not_found");
-}
-
 void check_dimensions(const ServerContext& ctx, std::optional<int> dims, const char* param) {
   if (dims && *dims != ctx.engine->channels())
     throw api::ApiError::bad_request(
@@ -50,7 +42,7 @@ std::vector<std::vector<float>> vectors_of(std::vector<model::Engine::Result>& r
 // rerank and states routes.
 void openai_embeddings(ServerContext& ctx, const httplib::Request& req, httplib::Response& res) {
   api::EmbeddingsRequest r = api::parse_embeddings_request(json_body(req), ctx.request_limits());
-  check_model(ctx, r.model);
+  ctx.require_model(r.model);
   check_dimensions(ctx, r.dimensions, "dimensions");
   const api::InputType type = ctx.input_type_for(r.text, r.model);
   const model::EmbeddingHead head = head_of(type);
@@ -80,7 +72,7 @@ void cohere_embed(ServerContext& ctx, int version, const httplib::Request& req,
                   httplib::Response& res) {
   api::CohereEmbedRequest r = api::parse_cohere_embed_request(
       json_body(req), version, ctx.engine->channels(), ctx.request_limits());
-  check_model(ctx, r.model);
+  ctx.require_model(r.model);
   const api::InputType type = ctx.input_type_for(r.text, r.model);
   const model::EmbeddingHead head = head_of(type);
   size_t max_tokens = ctx.options.max_input_tokens;

@@ -52,11 +52,7 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api,
   api::RequestLimits limits;
   limits.max_documents = ctx.options.max_inputs;
   const api::RerankRequest r = api::parse_rerank_request(body, which, limits);
-  if (!ctx.serves(r.model))
-    throw api::ApiError(
-        404,
-        "the model '" + r.model + "' does not exist; this server serves '" + ctx.model_name() + "'",
-        "model", "model_not_found");
+  ctx.require_model(r.model);
   if (!ctx.engine->has_reranker())
     throw api::ApiError(400, "this server has no reranker model (start it with --reranker)",
                         "model");
@@ -77,10 +73,8 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api,
     // The query's own limit first: a request refused for it reads no state.
     query_tokens = text::Tokenizer::world().encode(text::rerank_query_text(r.query));
     if (query_tokens.size() > size_t(ctx.options.max_input_tokens))
-      throw api::ApiError::bad_request("the query has " + std::to_string(query_tokens.size()) +
-                                           " tokens, more than the limit of " +
-                                           std::to_string(ctx.options.max_input_tokens),
-                                       "query");
+      throw api::ApiError::too_many_tokens("the query", query_tokens.size(),
+                                           ctx.options.max_input_tokens, "query");
     const auto states = load_cached_states(ctx, request_state_owner(ctx, req), state_ids, wheres);
     for (size_t k = 0; k < state_ids.size(); ++k) cached[state_ids[k]] = states[k];
   }
@@ -98,11 +92,9 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api,
     scheduling::SequenceJob job;
     job.tokens = online_tokens(doc.text, r.query, r.max_tokens_per_doc);
     if (job.tokens.size() > size_t(ctx.options.max_input_tokens))
-      throw api::ApiError::bad_request(
-          "documents[" + std::to_string(i) + "] with the query has " +
-              std::to_string(job.tokens.size()) + " tokens, more than the limit of " +
-              std::to_string(ctx.options.max_input_tokens) + "; set max_tokens_per_doc",
-          "documents");
+      throw api::ApiError::too_many_tokens("documents[" + std::to_string(i) + "] with the query",
+                                           job.tokens.size(), ctx.options.max_input_tokens,
+                                           "documents", "set max_tokens_per_doc");
     job.wanted = {model::Output::kRerankLogit};
     tokens += int64_t(job.tokens.size());
     jobs.push_back(std::move(job));

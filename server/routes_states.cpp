@@ -83,11 +83,7 @@ void create_states(ServerContext& ctx, const httplib::Request& req, httplib::Res
   limits.max_inputs = ctx.options.max_inputs;
   const api::CreateStatesRequest request = api::parse_create_states_request(json_body(req), limits);
   const std::string& model = request.model;
-  if (!ctx.serves(model))
-    throw api::ApiError(
-        404,
-        "the model '" + model + "' does not exist; this server serves '" + ctx.model_name() + "'",
-        "model", "model_not_found");
+  ctx.require_model(model);
   const std::optional<int64_t> ttl = request.ttl_seconds;
   const states::StateDtype dtype = request.dtype.value_or(ctx.state_dtype);
   // Every computed state is held in memory until the request ends: bound their total.
@@ -110,11 +106,9 @@ void create_states(ServerContext& ctx, const httplib::Request& req, httplib::Res
     s.client_id = !document.id.empty();
     s.tokens = text::Tokenizer::world().encode(text::rerank_document_text(document.text), false);
     if (s.tokens.size() > size_t(ctx.options.max_input_tokens))
-      throw api::ApiError::bad_request("'documents[" + std::to_string(i) + "]' has " +
-                                           std::to_string(s.tokens.size()) +
-                                           " tokens with the template, more than the limit of " +
-                                           std::to_string(ctx.options.max_input_tokens),
-                                       "documents");
+      throw api::ApiError::too_many_tokens(
+          "'documents[" + std::to_string(i) + "]' with the template", s.tokens.size(),
+          ctx.options.max_input_tokens, "documents");
     states.push_back(std::move(s));
   }
   // Before computing anything: the store answers, and client ids are free.

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <fstream>
 
+#include "api/api_error.h"
+
 namespace rwkv::server {
 
 uint64_t default_state_cache_bytes() {
@@ -21,6 +23,14 @@ bool ServerContext::serves(const std::string& name) const {
              options.served_model_names.end() ||
          std::any_of(typed_models.begin(), typed_models.end(),
                      [&](const auto& alias) { return alias.first == name; });
+}
+
+void ServerContext::require_model(const std::string& name) const {
+  if (!serves(name))
+    throw api::ApiError(404,
+                        "the model '" + name + "' does not exist; this server serves '" +
+                            model_name() + "' (add aliases with --served-model-name)",
+                        "model", "model_not_found");
 }
 
 api::InputType ServerContext::input_type_for(const api::TextOptions& text,

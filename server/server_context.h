@@ -78,6 +78,8 @@ struct ServerContext {
   const std::string& model_name() const { return options.served_model_names.front(); }
   // True when `name` is empty (clients may omit it), a served name or a typed alias.
   bool serves(const std::string& name) const;
+  // Throws the 404 (model_not_found) of a request naming a model this server does not serve.
+  void require_model(const std::string& name) const;
   // The input type of a text request: its own field, else its model alias's,
   // else search_document.
   api::InputType input_type_for(const api::TextOptions& text, const std::string& model) const;
