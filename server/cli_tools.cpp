@@ -29,9 +29,11 @@ struct ModelOptions {
 void add_model_options(CLI::App& cmd, ModelOptions& o) {
   cmd.add_option("--model", o.model, "Embedding checkpoint (.pth or .safetensors)")->required();
   cmd.add_option("--device", o.device, "Compute device")->check(CLI::IsMember({"cpu"}));
-  cmd.add_option("--threads", o.threads, "CPU threads (0: all cores)");
-  cmd.add_option("--max-batch-tokens", o.engine.max_step_tokens, "Tokens per engine step");
-  cmd.add_option("--chunk-tokens", o.engine.chunk_tokens, "Longest piece of a sequence per step");
+  cmd.add_option("--threads", o.threads, "CPU threads (0: all cores)")->check(CLI::Range(0, 4096));
+  cmd.add_option("--max-batch-tokens", o.engine.max_step_tokens, "Tokens per engine step")
+      ->check(CLI::PositiveNumber);
+  cmd.add_option("--chunk-tokens", o.engine.chunk_tokens, "Longest piece of a sequence per step")
+      ->check(CLI::PositiveNumber);
 }
 
 std::unique_ptr<model::Engine> make_engine(const ModelOptions& o,

@@ -40,7 +40,7 @@ void log_request(const RequestRecord& r, int status) {
   r.ctx->in_flight--;
   const double seconds = std::chrono::duration<double>(Clock::now() - r.start).count();
   r.ctx->metrics.observe_request(r.route, status, seconds);
-  if (r.ctx->options.log_format == "json") {
+  if (r.ctx->options.log_format == LogFormat::kJson) {
     spdlog::info(nlohmann::json{
         {"method", r.method},
         {"path", r.path},

@@ -25,7 +25,8 @@ json model_card(const ServerContext& ctx, const std::string& name) {
                  {"eos_protocol", api::eos_protocol_name(ctx.inputs.protocol())},
                  {"reranker", ctx.engine->has_reranker()},
                  {"demo", ctx.demo_model},
-                 {"dtype", ctx.options.dtype}}}};
+                 {"dtype", kernels::matmul_dtype_name(
+                               resolve_dtype(ctx.options.dtype, ctx.options.device))}}}};
   if (ctx.demo_model)
     card["meta"]["warning"] = "random demo model: embeddings and scores are meaningless";
   return card;

@@ -49,9 +49,7 @@ void rerank(ServerContext& ctx, std::optional<api::RerankApi> route_api,
             const httplib::Request& req, httplib::Response& res) {
   const json body = json_body(req);
   const api::RerankApi which = route_api ? *route_api : api::rerank_api_for_bare_route(body);
-  api::RequestLimits limits;
-  limits.max_documents = ctx.options.max_inputs;
-  const api::RerankRequest r = api::parse_rerank_request(body, which, limits);
+  const api::RerankRequest r = api::parse_rerank_request(body, which, ctx.request_limits());
   ctx.require_model(r.model);
   if (!ctx.engine->has_reranker())
     throw api::ApiError(400, "this server has no reranker model (start it with --reranker)",

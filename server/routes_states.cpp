@@ -79,13 +79,12 @@ struct NewState {
 
 // POST /v1/states {"model", "documents": [string | {"text", "id"?}], "ttl_seconds"?}
 void create_states(ServerContext& ctx, const httplib::Request& req, httplib::Response& res) {
-  api::RequestLimits limits;
-  limits.max_inputs = ctx.options.max_inputs;
-  const api::CreateStatesRequest request = api::parse_create_states_request(json_body(req), limits);
+  const api::CreateStatesRequest request =
+      api::parse_create_states_request(json_body(req), ctx.request_limits());
   const std::string& model = request.model;
   ctx.require_model(model);
   const std::optional<int64_t> ttl = request.ttl_seconds;
-  const states::StateDtype dtype = request.dtype.value_or(ctx.state_dtype);
+  const states::StateDtype dtype = request.dtype.value_or(ctx.options.state_dtype);
   // Every computed state is held in memory until the request ends: bound their total.
   const uint64_t state_bytes =
       states::state_blob_size(ctx.engine->state_shape(), states::StateDtype::kFloat32);

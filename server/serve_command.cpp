@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <memory>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "engine/io/random_model.h"
 #include "kernels/cpu/gemm.h"
@@ -21,6 +23,24 @@
 
 namespace rwkv::server {
 namespace {
+
+// An option whose value is one of `names` (exactly as written), stored as its
+// enum; anything else is a start-up error listing the names.
+template <typename Enum>
+CLI::Validator choice(std::vector<std::pair<std::string, Enum>> names) {
+  std::string list;
+  for (const auto& [name, value] : names) list += (list.empty() ? "" : ", ") + name;
+  return CLI::Validator(
+      [names, list](std::string& text) -> std::string {
+        for (const auto& [name, value] : names)
+          if (text == name) {
+            text = std::to_string(static_cast<int>(value));  // what CLI11 converts to Enum
+            return "";
+          }
+        return "'" + text + "' is not one of " + list;
+      },
+      "{" + list + "}");
+}
 
 // Every option can come from the config file, an RWKV_EMB_* variable or a flag
 // (flags win over variables, variables over the file).
@@ -50,21 +70,35 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
           ->capture_default_str());
   env(cmd.add_option("--demo-shape", o.demo_shape,
                      "Shape of the random model served without --model (0.1b: for benchmarks)")
-          ->capture_default_str()
-          ->check(CLI::IsMember({"small", "0.1b"})));
+          ->transform(choice<DemoShape>({{"small", DemoShape::kSmall}, {"0.1b", DemoShape::k01b}}))
+          ->default_str("small"));
   env(cmd.add_option("--served-model-name", o.served_model_names,
                      "Model name(s) clients may send; the first is reported")
           ->delimiter(','));
   env(cmd.add_option("--host", o.host, "Address to listen on")->capture_default_str());
   env(cmd.add_option("--port", o.port, "Port")->capture_default_str()->check(CLI::Range(1, 65535)));
-  env(cmd.add_option("--device", o.device, "cpu (cuda builds: cuda[:N])")->capture_default_str());
+  env(cmd.add_option_function<std::string>(
+             "--device",
+             [&o](const std::string& name) {
+               const auto device = parse_device(name);
+               if (!device)
+                 throw CLI::ValidationError("--device",
+                                            "'" + name + "': expected cpu, cuda or cuda:N");
+               o.device = *device;
+             },
+             "cpu (cuda builds: cuda[:N])")
+          ->default_str("cpu"));
   env(cmd.add_option("--dtype", o.dtype,
                      "Weights and matrix-product inputs (default: float32 on cpu, float16 on "
                      "cuda). auto: the fastest that keeps embeddings within cosine 0.9999 and "
                      "rerank logits within 0.02 of float32 (cpu: bfloat16 with AVX512-BF16, "
                      "else float32; cuda: float16). cpu: bfloat16 needs AVX512-BF16, int8 "
                      "(opt-in: less accurate) VNNI. State and accumulation stay float32")
-          ->check(CLI::IsMember({"auto", "float32", "float16", "bfloat16", "int8"})));
+          ->transform(choice<DtypeChoice>({{"auto", DtypeChoice::kAuto},
+                                           {"float32", DtypeChoice::kFloat32},
+                                           {"float16", DtypeChoice::kFloat16},
+                                           {"bfloat16", DtypeChoice::kBfloat16},
+                                           {"int8", DtypeChoice::kInt8}})));
   env(cmd.add_flag("--cuda-graphs", o.cuda_graphs,
                    "cuda: replay steps of a repeated shape as CUDA graphs")
           ->capture_default_str());
@@ -74,7 +108,8 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
           ->capture_default_str()
           ->check(CLI::NonNegativeNumber));
   env(cmd.add_option("--threads", o.threads, "CPU compute threads (0: all cores)")
-          ->capture_default_str());
+          ->capture_default_str()
+          ->check(CLI::Range(0, 4096)));
   env(cmd.add_option("--max-batch-tokens", o.engine.max_step_tokens, "Tokens per engine step")
           ->capture_default_str()
           ->check(CLI::PositiveNumber));
@@ -87,10 +122,12 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
           ->check(CLI::PositiveNumber));
   env(cmd.add_option("--max-queued-requests", o.scheduler.max_queued_requests,
                      "Accepted requests not yet finished; beyond: 429")
-          ->capture_default_str());
+          ->capture_default_str()
+          ->check(CLI::Range(size_t(1), size_t(1) << 30)));
   env(cmd.add_option("--max-queued-tokens", o.scheduler.max_queued_tokens,
                      "Tokens waiting; beyond: 429")
-          ->capture_default_str());
+          ->capture_default_str()
+          ->check(CLI::Range(size_t(1), size_t(1) << 40)));
   env(cmd.add_option("--max-input-tokens", o.max_input_tokens,
                      "Longest input: a text's own tokens (before the instruction and the EOS "
                      "tokens of --eos-protocol), or a token-id input's ids; longer ones are "
@@ -101,8 +138,9 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
                      "Text embeddings: chunked = EOS every 512 tokens of a 2048 context, short "
                      "texts repeated 4 times (as the model was trained and evaluated); single = "
                      "text + one EOS. Requests may override it (eos_protocol)")
-          ->capture_default_str()
-          ->check(CLI::IsMember({"chunked", "single"})));
+          ->transform(choice<api::EosProtocol>(
+              {{"chunked", api::EosProtocol::kChunked}, {"single", api::EosProtocol::kSingle}}))
+          ->default_str("chunked"));
   for (const api::InputType type : api::kAllInputTypes) {
     std::string name(api::input_type_name(type));
     std::replace(name.begin(), name.end(), '_', '-');
@@ -120,15 +158,19 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
                      "<model>-query=search_query; none: no such names)")
           ->delimiter(','));
   env(cmd.add_option("--max-inputs", o.max_inputs, "Texts or documents per request")
-          ->capture_default_str());
+          ->capture_default_str()
+          ->check(CLI::Range(size_t(1), size_t(1) << 20)));
   env(cmd.add_option("--max-body-bytes", o.max_body_bytes, "Largest request body; beyond: 413")
-          ->capture_default_str());
+          ->capture_default_str()
+          ->check(CLI::Range(size_t(1), size_t(1) << 40)));
   env(cmd.add_option("--http-threads", o.http_threads, "HTTP worker threads")
-          ->capture_default_str());
+          ->capture_default_str()
+          ->check(CLI::Range(1, 65536)));
   env(cmd.add_option("--read-timeout", o.read_timeout_seconds,
                      "Seconds a client has to send a whole request (a connection's first: from its "
                      "accept), plus 1 s per 64 KiB received; beyond: 408 and closed")
-          ->capture_default_str());
+          ->capture_default_str()
+          ->check(CLI::Range(1, 86400)));
   env(cmd.add_option("--heartbeat-seconds", o.heartbeat_seconds,
                      "For proxies that cut idle connections: a request still computing after "
                      "this long is answered 200 at once and sent a space every this many "
@@ -139,12 +181,14 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
   env(cmd.add_option("--api-key", o.api_keys, "Accepted Bearer key(s); none: no authentication")
           ->delimiter(','));
   env(cmd.add_option("--log-format", o.log_format, "Access log format")
-          ->capture_default_str()
-          ->check(CLI::IsMember({"text", "json"})));
+          ->transform(choice<LogFormat>({{"text", LogFormat::kText}, {"json", LogFormat::kJson}}))
+          ->default_str("text"));
   env(cmd.add_option("--state-store", o.states.kind,
                      "Where /v1/states keeps cached document states")
-          ->capture_default_str()
-          ->check(CLI::IsMember({"memory", "disk", "redis"})));
+          ->transform(choice<states::StoreKind>({{"memory", states::StoreKind::kMemory},
+                                                 {"disk", states::StoreKind::kDisk},
+                                                 {"redis", states::StoreKind::kRedis}}))
+          ->default_str("disk"));
   env(cmd.add_option("--state-dir", o.states.dir,
                      "Folder of the disk state store (created with the first state)")
           ->capture_default_str());
@@ -162,8 +206,11 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
   env(cmd.add_option("--state-dtype", o.state_dtype,
                      "How new states are stored; float16 and bfloat16 take half the bytes, int8 "
                      "(a scale per row) about a quarter")
-          ->capture_default_str()
-          ->check(CLI::IsMember({"float32", "float16", "bfloat16", "int8"})));
+          ->transform(choice<states::StateDtype>({{"float32", states::StateDtype::kFloat32},
+                                                  {"float16", states::StateDtype::kFloat16},
+                                                  {"bfloat16", states::StateDtype::kBfloat16},
+                                                  {"int8", states::StateDtype::kInt8}}))
+          ->default_str("float32"));
   env(cmd.add_option("--state-cache-bytes", o.state_cache_bytes,
                      "Budget of decoded states kept in memory in front of the state store, reused "
                      "by later reranks (least recently used dropped; 0: no cache). Default: 1/16 "
@@ -185,70 +232,42 @@ void apply_config_file(CLI::App& cmd, const std::string& path) {
   }
 }
 
-// The dtype --dtype means on o.device. Unset: float32 on the CPU (the
-// reference's accuracy) and float16 on CUDA, as before auto existed. auto:
-// the fastest within the half-precision bounds, which int8 misses
-// (bench/README.md), so bfloat16 where the CPU has AVX512-BF16.
-std::string resolve_dtype(const ServerOptions& o) {
-  const bool cpu = o.device == "cpu";
-  if (o.dtype.empty()) return cpu ? "float32" : "float16";
-  if (o.dtype == "auto")
-    return !cpu ? "float16" : kernels::cpu::has_bf16() ? "bfloat16" : "float32";
-  return o.dtype;
-}
-
-// --device cpu | cuda | cuda:N, with o.dtype resolved.
-std::unique_ptr<kernels::Backend> make_backend(const ServerOptions& o) {
-  if (o.device == "cpu") {
-    if (o.dtype == "float16")
+// The backend of --device, computing its products in `dtype` (resolve_dtype).
+std::unique_ptr<kernels::Backend> make_backend(const ServerOptions& o, kernels::MatmulDtype dtype) {
+  const std::string dtype_name = kernels::matmul_dtype_name(dtype);
+  if (o.device.kind == Device::Kind::kCpu) {
+    if (dtype == kernels::MatmulDtype::kFloat16)
       throw std::runtime_error(
           "--dtype float16 needs --device cuda: the CPU backend computes in "
           "float32, bfloat16 or int8");
     try {
-      return kernels::make_cpu_backend(o.threads,
-                                       o.dtype == "bfloat16" ? kernels::MatmulDtype::kBFloat16
-                                       : o.dtype == "int8"   ? kernels::MatmulDtype::kInt8
-                                                             : kernels::MatmulDtype::kFloat32);
+      return kernels::make_cpu_backend(o.threads, dtype);
     } catch (const std::invalid_argument& e) {
-      throw std::runtime_error("--dtype " + o.dtype + ": " + e.what());
+      throw std::runtime_error("--dtype " + dtype_name + ": " + e.what());
     }
   }
-  if (o.device == "cuda" || o.device.starts_with("cuda:")) {
 #ifdef RWKV_EMB_WITH_CUDA
-    int index = 0;
-    if (o.device != "cuda") {
-      const std::string n = o.device.substr(5);
-      if (n.empty() || n.size() > 3 || n.find_first_not_of("0123456789") != std::string::npos)
-        throw std::runtime_error("--device '" + o.device + "': expected cuda or cuda:N");
-      index = std::stoi(n);
-    }
-    const int count = kernels::cuda_device_count();
-    if (count == 0)
-      throw std::runtime_error(
-          "--device " + o.device +
-          ": no CUDA device found (no NVIDIA driver or no GPU); use --device cpu");
-    if (index >= count)
-      throw std::runtime_error("--device " + o.device + ": only " + std::to_string(count) +
-                               " CUDA device(s) (cuda:0.." + std::to_string(count - 1) + ")");
-    if (o.dtype == "int8")
-      throw std::runtime_error(
-          "--dtype int8 needs --device cpu: CUDA computes in float32, "
-          "float16 or bfloat16");
-    kernels::CudaOptions cuda;
-    cuda.dtype = o.dtype == "float32"    ? kernels::MatmulDtype::kFloat32
-                 : o.dtype == "bfloat16" ? kernels::MatmulDtype::kBFloat16
-                                         : kernels::MatmulDtype::kFloat16;
-    cuda.graphs = o.cuda_graphs;
-    cuda.wkv_chunked_min_tokens = o.wkv_chunked_min_tokens;
-    return kernels::make_cuda_backend(index, cuda);
+  const int count = kernels::cuda_device_count();
+  if (count == 0)
+    throw std::runtime_error(
+        "--device " + o.device.name() +
+        ": no CUDA device found (no NVIDIA driver or no GPU); use --device cpu");
+  if (o.device.index >= count)
+    throw std::runtime_error("--device " + o.device.name() + ": only " + std::to_string(count) +
+                             " CUDA device(s) (cuda:0.." + std::to_string(count - 1) + ")");
+  if (dtype == kernels::MatmulDtype::kInt8)
+    throw std::runtime_error(
+        "--dtype int8 needs --device cpu: CUDA computes in float32, float16 or bfloat16");
+  kernels::CudaOptions cuda;
+  cuda.dtype = dtype;
+  cuda.graphs = o.cuda_graphs;
+  cuda.wkv_chunked_min_tokens = o.wkv_chunked_min_tokens;
+  return kernels::make_cuda_backend(o.device.index, cuda);
 #else
-    throw std::runtime_error("--device " + o.device +
-                             ": this build has no CUDA support (rebuild with -DRWKV_EMB_CUDA=ON); "
-                             "use --device cpu");
+  throw std::runtime_error("--device " + o.device.name() +
+                           ": this build has no CUDA support (rebuild with -DRWKV_EMB_CUDA=ON); "
+                           "use --device cpu");
 #endif
-  }
-  throw std::runtime_error("device '" + o.device +
-                           "' is not available in this build (use --device cpu)");
 }
 
 // --model/--reranker tiny|base|large, when no local file has that name: the
@@ -270,7 +289,7 @@ void fetch_released_checkpoints(ServerOptions& o) {
 // The input protocol's flags: the preprocessor and the typed model aliases.
 void configure_inputs(ServerContext& ctx) {
   const ServerOptions& o = ctx.options;
-  ctx.inputs = InputPreprocessor(*api::eos_protocol_from_name(o.eos_protocol), o.instructions);
+  ctx.inputs = InputPreprocessor(o.eos_protocol, o.instructions);
   std::vector<std::string> specs = o.input_type_models;
   if (specs.empty()) specs.push_back(ctx.model_name() + "-query=search_query");
   if (specs == std::vector<std::string>{"none"}) specs.clear();
@@ -299,7 +318,7 @@ void load_model(ServerContext& ctx) {
         "*** No --model given: serving a RANDOM DEMO MODEL. Its embeddings and scores are "
         "MEANINGLESS; use it only to try the API. ***");
     const io::ModelShape shape =
-        o.demo_shape == "0.1b" ? io::ModelShape::tiny_01b() : io::ModelShape::demo();
+        o.demo_shape == DemoShape::k01b ? io::ModelShape::tiny_01b() : io::ModelShape::demo();
     model = io::make_random_embedding_checkpoint(shape, 0);
     if (o.reranker_path.empty()) reranker = io::make_random_reranker_checkpoint(shape, 1);
   } else {
@@ -314,10 +333,12 @@ void load_model(ServerContext& ctx) {
   if (o.served_model_names.empty())
     o.served_model_names.push_back(ctx.demo_model ? "rwkv-emb-demo" : "rwkv-emb");
   configure_inputs(ctx);
-  const std::string asked = o.dtype.empty() ? "unset" : o.dtype;
-  o.dtype = resolve_dtype(o);  // what /v1/models reports
-  spdlog::info("matrix products in {} (--dtype {})", o.dtype, asked);
-  ctx.engine = std::make_unique<model::Engine>(make_backend(o), *model,
+  const kernels::MatmulDtype dtype = resolve_dtype(o.dtype, o.device);
+  spdlog::info("matrix products in {}{}", kernels::matmul_dtype_name(dtype),
+               o.dtype == DtypeChoice::kUnset  ? " (--dtype unset)"
+               : o.dtype == DtypeChoice::kAuto ? " (--dtype auto)"
+                                               : "");
+  ctx.engine = std::make_unique<model::Engine>(make_backend(o, dtype), *model,
                                                reranker ? &*reranker : nullptr, o.engine);
   spdlog::info("model '{}': L={} C={} H={}, reranker: {}, backend: {}, fingerprint {}",
                ctx.model_name(), ctx.engine->model().stack.layers, ctx.engine->channels(),
@@ -365,8 +386,6 @@ int serve(ServerContext& ctx) {
   mallopt(M_MMAP_THRESHOLD, 256 << 10);
 
   load_model(ctx);
-  ctx.state_dtype =
-      states::parse_state_dtype(ctx.options.state_dtype).value_or(states::StateDtype::kFloat32);
   ctx.states = states::make_state_store(ctx.options.states);
   ctx.state_cache = std::make_unique<states::DecodedStateCache>(ctx.options.state_cache_bytes);
   ctx.scheduler = std::make_unique<scheduling::Scheduler>(

@@ -1,21 +1,10 @@
 #include "server/server_context.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <fstream>
 
 #include "api/api_error.h"
 
 namespace rwkv::server {
-
-uint64_t default_state_cache_bytes() {
-  uint64_t memory = uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGE_SIZE));
-  std::ifstream cgroup("/sys/fs/cgroup/memory.max");  // "max" when unlimited
-  uint64_t limit = 0;
-  if (cgroup >> limit && limit > 0) memory = std::min(memory, limit);
-  return memory / 16;
-}
 
 bool ServerContext::serves(const std::string& name) const {
   return name.empty() ||

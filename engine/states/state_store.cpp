@@ -145,11 +145,15 @@ void check_state_for_put(StateMeta& meta, std::string_view blob) {
 }
 
 std::unique_ptr<StateStore> make_state_store(const StateStoreOptions& o) {
-  if (o.kind == "memory")
-    return std::make_unique<MemoryStateStore>(o.max_bytes ? o.max_bytes : uint64_t(1) << 30);
-  if (o.kind == "disk") return std::make_unique<DiskStateStore>(o.dir, o.max_bytes);
-  if (o.kind == "redis") return std::make_unique<RedisStateStore>(o.redis_url, o.redis_prefix);
-  throw std::invalid_argument("unknown state store '" + o.kind + "' (memory, disk or redis)");
+  switch (o.kind) {
+    case StoreKind::kMemory:
+      return std::make_unique<MemoryStateStore>(o.max_bytes ? o.max_bytes : uint64_t(1) << 30);
+    case StoreKind::kDisk:
+      return std::make_unique<DiskStateStore>(o.dir, o.max_bytes);
+    case StoreKind::kRedis:
+      return std::make_unique<RedisStateStore>(o.redis_url, o.redis_prefix);
+  }
+  throw std::invalid_argument("unknown state store kind");
 }
 
 }  // namespace rwkv::states

@@ -119,8 +119,10 @@ void check_state_for_put(StateMeta& meta, std::string_view blob);
 
 // ---- Choosing a backend ----
 
+enum class StoreKind { kMemory, kDisk, kRedis };
+
 struct StateStoreOptions {
-  std::string kind = "disk";   // memory | disk | redis
+  StoreKind kind = StoreKind::kDisk;
   std::string dir = "states";  // disk: created when the first state is stored
   // Budget in blob bytes. memory: LRU eviction beyond it (0: 1 GiB);
   // disk: new states are refused (507) beyond it (0: unlimited); redis: unused

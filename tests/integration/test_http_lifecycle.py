@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 
+import pytest
 import requests
 
 from conftest import fail_to_start
@@ -140,6 +141,28 @@ def test_half_precision_is_refused_on_the_cpu():
     assert "--dtype float16 needs --device cuda" in out, out
     out = fail_to_start("--dtype", "float64")
     assert "float64" in out, out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--http-threads", "0"], "--http-threads: Value 0 not in range"),
+    (["--read-timeout", "-1"], "--read-timeout: Value -1 not in range"),
+    (["--max-inputs", "0"], "--max-inputs: Value 0 not in range"),
+    (["--threads", "-2"], "--threads: Value -2 not in range"),
+    (["--state-dtype", "int4"], "--state-dtype: 'int4' is not one of float32, float16, bfloat16, int8"),
+    (["--state-dtype", "2"], "'2' is not one of"),  # the enum's number is no name
+    (["--log-format", "xml"], "--log-format: 'xml' is not one of text, json"),
+    (["--device", "cuda:x"], "--device: 'cuda:x': expected cpu, cuda or cuda:N"),
+])
+def test_bad_option_values_are_start_up_errors(args, message):
+    out = fail_to_start(*args)
+    assert message in out, out
+
+
+def test_option_names_from_the_config_file_are_checked_alike(tmp_path):
+    cfg = tmp_path / "server.toml"
+    cfg.write_text('state-store = "tape"\n')
+    out = fail_to_start("--config", str(cfg))
+    assert "'tape' is not one of memory, disk, redis" in out, out
 
 
 def test_half_open_connections_do_not_starve_clients(make_server):
