@@ -9,7 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "engine/model/engine.h"
+
 namespace rwkv::test {
+
+// Every embedding head and the final state: what each fixture case holds.
+inline const model::Outputs kHeadsAndState{
+    model::Output::kRetrievalEmbedding, model::Output::kStsEmbedding,
+    model::Output::kClassificationEmbedding, model::Output::kFinalState};
 
 std::string fixtures_dir();
 bool fixtures_present();

@@ -23,16 +23,6 @@ namespace {
 
 using test::random_tokens;
 
-model::Outputs all_heads(bool state) {
-  using model::Output;
-  model::Outputs heads{Output::kRetrievalEmbedding, Output::kStsEmbedding,
-                       Output::kClassificationEmbedding};
-  if (state)
-    heads = {Output::kRetrievalEmbedding, Output::kStsEmbedding, Output::kClassificationEmbedding,
-             Output::kFinalState};
-  return heads;
-}
-
 // ---- GPU vs CPU on a random model of the real 0.1B shape --------------------
 //
 // float32: the same arithmetic in another order, 1e-3 and cosine 0.9999 after
@@ -55,7 +45,7 @@ TEST_P(CudaVsCpu, RandomModelOf01bShape) {
   for (int n : {1, 37, 300, 1100}) inputs.push_back(random_tokens(rng, n));
   inputs[2][150] = text::Tokenizer::kEos;  // a sequence pooling two positions
   std::vector<model::Engine::Sequence> seqs(inputs.begin(), inputs.end());
-  const model::Outputs wanted = all_heads(true);
+  const model::Outputs wanted = test::kHeadsAndState;
   model::Engine cpu(kernels::make_cpu_backend(), model, nullptr);
   model::Engine gpu(test::make_backend(GetParam()), model, nullptr);
   const auto want = cpu.run(seqs, wanted), got = gpu.run(seqs, wanted);

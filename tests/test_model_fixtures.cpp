@@ -96,23 +96,13 @@ INSTANTIATE_TEST_SUITE_P(Backends, ModelFixtures,
                                            "cuda_bfloat16"),
                          [](const auto& info) { return info.param; });
 
-model::Outputs all_heads(bool state = false) {
-  using model::Output;
-  model::Outputs heads{Output::kRetrievalEmbedding, Output::kStsEmbedding,
-                       Output::kClassificationEmbedding};
-  if (state)
-    heads = {Output::kRetrievalEmbedding, Output::kStsEmbedding, Output::kClassificationEmbedding,
-             Output::kFinalState};
-  return heads;
-}
-
 TEST_P(ModelFixtures, EmbeddingsAndStatesOfEveryCase) {
   auto engine = make_engine();
   for (const json& c : expected()["embeddings"]) {
     const std::string name = c["name"];
     const auto ids = to_ids(c["ids"]);
     const model::Engine::Sequence seq{ids};
-    const auto r = engine->run(std::span(&seq, 1), all_heads(true))[0];
+    const auto r = engine->run(std::span(&seq, 1), test::kHeadsAndState)[0];
     check_embedding(r.embeddings[0], to_floats(c["retr"]), name + " retr");
     check_embedding(r.embeddings[1], to_floats(c["sts"]), name + " sts");
     check_embedding(r.embeddings[2], to_floats(c["cls"]), name + " cls");
@@ -152,7 +142,7 @@ TEST_P(ModelFixtures, UpstreamBatchesRowByRow) {
     std::vector<std::vector<int32_t>> rows;
     for (const json& row : c["batch_ids"]) rows.push_back(to_ids(row));
     std::vector<model::Engine::Sequence> seqs(rows.begin(), rows.end());
-    const auto results = engine->run(seqs, all_heads(true));
+    const auto results = engine->run(seqs, test::kHeadsAndState);
     const auto s0 = load_state_file(c["state0"]);  // [L, 2, B, C]
     const auto s1 = load_state_file(c["state1"]);  // [L, B, H, 64, 64]
     const size_t B = rows.size(), C = results[0].embeddings[0].size();
