@@ -1,6 +1,6 @@
 // The request vocabulary of the text-embedding input protocol (docs/model.md
 // "Input protocol"): input types, EOS protocols, and the request
-// fields that choose them. What they do to a text is server/inputs.h.
+// fields that choose them. What they do to a text is server/service/preprocessor.h.
 #pragma once
 
 #include <array>

@@ -9,9 +9,8 @@
 #include "api/input_protocol.h"
 #include "engine/io/checkpoint.h"
 #include "engine/model/engine.h"
-#include "engine/text/prompt_templates.h"
 #include "engine/text/tokenizer.h"
-#include "server/inputs.h"
+#include "server/service/preprocessor.h"
 
 namespace rwkv::cli {
 namespace {
@@ -134,7 +133,7 @@ void add_embed_command(CLI::App& app) {
     api::TextOptions text = api::parse_text_options(fields, api::kAllInputTypes);
     if (!task->empty()) api::apply_task(text, *task);
     const api::InputType type = text.input_type.value_or(api::InputType::kSearchDocument);
-    const server::InputPreprocessor preprocessor;
+    const server::service::Preprocessor preprocessor;
     std::vector<std::vector<int32_t>> inputs;
     for_each_json_line([&](const json& v, int line) {
       EmbedLine in = parse_embed_line(v, line);
@@ -144,15 +143,15 @@ void add_embed_command(CLI::App& app) {
                                  ": --instruction applies to texts only; token ids are used "
                                  "as given");
       inputs.push_back(in.text ? preprocessor
-                                     .prepare(*in.text, type, text, SIZE_MAX, api::Truncate::kNone,
-                                              where, "input")
+                                     .embedding_text(*in.text, type, text, SIZE_MAX,
+                                                     api::Truncate::kNone, where, "input")
                                      .ids
                                : std::move(in.ids));
     });
     auto engine = make_engine(*o);
     std::vector<model::Engine::Sequence> seqs;
     for (const auto& ids : inputs) seqs.push_back({ids});
-    const model::EmbeddingHead head = server::head_of(type);
+    const model::EmbeddingHead head = server::service::head_of(type);
     auto results = engine->run(seqs, {model::embedding_output(head)});
     for (size_t i = 0; i < results.size(); ++i) {
       std::vector<float>& e = results[i].embeddings[static_cast<int>(head)];
@@ -182,20 +181,22 @@ void add_rerank_command(CLI::App& app) {
     std::vector<std::string> docs;
     for_each_json_line([&](const json& v, int line) { docs.push_back(expect_string(v, line)); });
     auto engine = make_engine(*o, *reranker);
-    const text::Tokenizer& tok = text::Tokenizer::world();
+    const server::service::Preprocessor preprocessor;  // the server's prompts, no token limit
     const model::Outputs wanted{model::Output::kRerankLogit};
     std::vector<std::vector<int32_t>> ids;
     std::vector<model::Engine::Result> results;
     if (*mode == "online") {
-      for (const auto& d : docs)
-        ids.push_back(tok.encode(text::rerank_online_text(d, *query), true));
+      for (size_t i = 0; i < docs.size(); ++i)
+        ids.push_back(preprocessor.rerank_pair(docs[i], *query, std::nullopt,
+                                               "line " + std::to_string(i + 1)));
       std::vector<model::Engine::Sequence> seqs(ids.begin(), ids.end());
       results = engine->run(seqs, wanted);
     } else {
-      for (const auto& d : docs) ids.push_back(tok.encode(text::rerank_document_text(d), false));
+      for (size_t i = 0; i < docs.size(); ++i)
+        ids.push_back(preprocessor.state_document(docs[i], "line " + std::to_string(i + 1)));
       std::vector<model::Engine::Sequence> doc_seqs(ids.begin(), ids.end());
       const auto doc_states = engine->run(doc_seqs, {model::Output::kFinalState});
-      const std::vector<int32_t> query_ids = tok.encode(text::rerank_query_text(*query), true);
+      const std::vector<int32_t> query_ids = preprocessor.rerank_query(*query);
       std::vector<model::Engine::Sequence> seqs;
       for (const auto& d : doc_states) seqs.push_back({query_ids, &d.state});
       results = engine->run(seqs, wanted);

@@ -9,7 +9,7 @@
 
 namespace rwkv::server {
 
-Failure failure_of(std::exception_ptr failure, const std::string& request) {
+http::Failure failure_of(std::exception_ptr failure, const std::string& request) {
   const auto log_fault = [&](const char* what) { spdlog::error("{}: {}", request, what); };
   try {
     std::rethrow_exception(failure);

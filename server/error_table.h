@@ -11,19 +11,12 @@
 #include <exception>
 #include <string>
 
-#include "api/api_error.h"
+#include "server/http/message.h"
 
 namespace rwkv::server {
 
-// What a failure tells the client (status 499: the client went away, nobody
-// reads an answer).
-struct Failure {
-  api::ApiError error;
-  const char* retry_after = nullptr;  // seconds, when retrying may succeed
-};
-
 // `request` ("POST /v1/embeddings") names the request in the log line of a
 // server fault; the client gets a generic message.
-Failure failure_of(std::exception_ptr failure, const std::string& request);
+http::Failure failure_of(std::exception_ptr failure, const std::string& request);
 
 }  // namespace rwkv::server

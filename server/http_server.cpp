@@ -3,13 +3,27 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
-#include "server/http_util.h"
+#include "server/error_table.h"
+#include "server/routes.h"
 
 namespace rwkv::server {
 
+http::RouterOptions router_options(ServerContext& ctx) {
+  const ServerOptions& o = ctx.options;
+  return {.api_keys = o.api_keys,
+          .max_body_bytes = o.max_body_bytes,
+          .json_access_log = o.log_format == LogFormat::kJson,
+          .heartbeat_seconds = o.heartbeat_seconds,
+          .failures = failure_of,
+          .observe = [&ctx](const std::string& route, int status, double seconds) {
+            ctx.metrics.observe_request(route, status, seconds);
+          }};
+}
+
 // Requests wait on the engine in their worker thread: enough workers that
 // slow or idle connections (bounded by the read timeout) cannot starve the rest.
-HttpServer::HttpServer(ServerContext& ctx) : ctx_(ctx), http_(ctx.options.http_threads) {
+HttpServer::HttpServer(ServerContext& ctx)
+    : ctx_(ctx), http_(ctx.options.http_threads), router_(http_, router_options(ctx)) {
   const ServerOptions& o = ctx.options;
   http_.set_read_timeout(o.read_timeout_seconds, 0);
   http_.set_write_timeout(o.read_timeout_seconds, 0);
@@ -21,53 +35,11 @@ HttpServer::HttpServer(ServerContext& ctx) : ctx_(ctx), http_(ctx.options.http_t
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
     listen_socket_ = sock;
   });
-  http_.set_payload_max_length(o.max_body_bytes);
-  http_.set_pre_routing_handler([&ctx](const httplib::Request& req, httplib::Response& res) {
-    return screen_request(ctx, req, res);
-  });
-  http_.set_error_handler([&ctx](const httplib::Request& req, httplib::Response& res) {
-    // Only statuses no route wrote a body for: unknown paths, oversized bodies.
-    if (!res.body.empty()) return;
-    if (DeadlineHttpServer::request_timed_out()) {
-      send_error(res, ErrorStyle::kOpenAI,
-                 api::ApiError(408, "the request did not arrive within the read timeout"));
-      res.set_header("Connection", "close");
-    } else if (res.status == 413 && req.get_header_value("Content-Type")
-                                        .starts_with("application/x-www-form-urlencoded")) {
-      // httplib caps form bodies at 8 KiB; `curl --data-binary` sends that type by default.
-      send_error(res, ErrorStyle::kOpenAI,
-                 api::ApiError::payload_too_large(
-                     "form-encoded bodies are limited to 8 KiB; send binary data "
-                     "(state blobs) with Content-Type: application/octet-stream"));
-    } else if (res.status == 413) {
-      send_error(res, ErrorStyle::kOpenAI,
-                 api::ApiError::payload_too_large("request body too large"));
-    } else if (res.status == 404) {
-      send_error(res, ErrorStyle::kOpenAI,
-                 api::ApiError::not_found("no route for " + req.method + " " + req.path));
-    } else {
-      // httplib could not read the request (an unknown method such as QUERY, a
-      // malformed line, header or multipart body): answer in the path's shape,
-      // and close the connection, whose next bytes may be this request's rest.
-      const std::string path =
-          req.path.empty() ? req.target.substr(0, req.target.find('?')) : req.path;
-      const std::vector<RouteSpec> routes = ctx.routes.match(path);
-      if (!routes.empty() && !route_for_method(routes, req.method)) {
-        send_method_not_allowed(res, routes, req.method);
-      } else {
-        send_error(res, routes.empty() ? ErrorStyle::kOpenAI : routes.front().errors,
-                   api::ApiError(res.status,
-                                 "the request could not be read (malformed request line, "
-                                 "headers or multipart body)"));
-      }
-      close_after_response(res);
-    }
-  });
-  register_info_routes(http_, ctx);
-  register_docs_routes(http_, ctx);
-  register_embedding_routes(http_, ctx);
-  register_rerank_routes(http_, ctx);
-  register_state_routes(http_, ctx);
+  register_info_routes(router_, ctx);
+  register_docs_routes(router_);
+  register_embedding_routes(router_, ctx);
+  register_rerank_routes(router_, ctx);
+  register_state_routes(router_, ctx);
 }
 
 bool HttpServer::listen() {

@@ -1,9 +1,8 @@
-// The cpp-httplib server with every route of the API registered.
+// The HTTP server with every route of the API registered (routes.h).
 #pragma once
 
-#include <httplib.h>
-
-#include "server/deadline_http_server.h"
+#include "server/http/deadline_http_server.h"
+#include "server/http/router.h"
 #include "server/server_context.h"
 
 namespace rwkv::server {
@@ -16,18 +15,18 @@ class HttpServer {
   // Stops accepting connections; listen() returns once in-flight requests end.
   void stop() { http_.stop(); }
   bool is_running() const { return http_.is_running(); }
+  // New work gets 503 from now on (SIGTERM); in_flight() counts down to 0.
+  void start_draining() { router_.start_draining(); }
+  int in_flight() const { return router_.in_flight(); }
 
  private:
   ServerContext& ctx_;
-  DeadlineHttpServer http_;
+  http::DeadlineHttpServer http_;
+  http::Router router_;
   socket_t listen_socket_ = INVALID_SOCKET;
 };
 
-// Route groups, one file each.
-void register_info_routes(httplib::Server& http, ServerContext& ctx);
-void register_docs_routes(httplib::Server& http, ServerContext& ctx);
-void register_embedding_routes(httplib::Server& http, ServerContext& ctx);
-void register_rerank_routes(httplib::Server& http, ServerContext& ctx);
-void register_state_routes(httplib::Server& http, ServerContext& ctx);
+// The router's options from the server's.
+http::RouterOptions router_options(ServerContext& ctx);
 
 }  // namespace rwkv::server

@@ -3,9 +3,8 @@
 // elsewhere), and a front page at / that links both. Like /health they need
 // no API key: they show only what api/openapi.yaml says, to anyone who can
 // reach the server.
-#include "server/http_server.h"
-#include "server/http_util.h"
 #include "server/openapi.h"
+#include "server/routes.h"
 
 namespace rwkv::server {
 namespace {
@@ -44,24 +43,23 @@ See the <a href="docs">API documentation</a> (<a href="openapi.json">OpenAPI des
 </html>
 )";
 
-void add_static(httplib::Server& http, ServerContext& ctx, const std::string& path,
-                std::string_view content, const char* type) {
-  add_route(http, ctx, {"GET", path, ErrorStyle::kOpenAI, false},
-            [content, type](const httplib::Request&, httplib::Response& res) {
-              res.status = 200;
-              res.set_content(content.data(), content.size(), type);
-            });
+void add_static(http::Router& router, const std::string& path, std::string_view content,
+                const char* type) {
+  router.add({"GET", path, http::ErrorStyle::kOpenAI, false},
+             [content, type](const http::Request&, http::RequestContext&) {
+               return http::Response::content(std::string(content), type);
+             });
 }
 
 }  // namespace
 
-void register_docs_routes(httplib::Server& http, ServerContext& ctx) {
-  add_static(http, ctx, "/", kFrontPage, "text/html; charset=utf-8");
-  add_static(http, ctx, "/openapi.json", openapi_json(), "application/json");
-  add_static(http, ctx, "/docs", kDocsPage, "text/html; charset=utf-8");
-  add_static(http, ctx, "/docs/swagger-ui-bundle.js", swagger_ui_bundle_js(),
+void register_docs_routes(http::Router& router) {
+  add_static(router, "/", kFrontPage, "text/html; charset=utf-8");
+  add_static(router, "/openapi.json", openapi_json(), "application/json");
+  add_static(router, "/docs", kDocsPage, "text/html; charset=utf-8");
+  add_static(router, "/docs/swagger-ui-bundle.js", swagger_ui_bundle_js(),
              "text/javascript; charset=utf-8");
-  add_static(http, ctx, "/docs/swagger-ui.css", swagger_ui_css(), "text/css; charset=utf-8");
+  add_static(router, "/docs/swagger-ui.css", swagger_ui_css(), "text/css; charset=utf-8");
 }
 
 }  // namespace rwkv::server

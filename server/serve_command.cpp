@@ -128,7 +128,7 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
                      "Tokens waiting; beyond: 429")
           ->capture_default_str()
           ->check(CLI::Range(size_t(1), size_t(1) << 40)));
-  env(cmd.add_option("--max-input-tokens", o.max_input_tokens,
+  env(cmd.add_option("--max-input-tokens", o.limits.max_input_tokens,
                      "Longest input: a text's own tokens (before the instruction and the EOS "
                      "tokens of --eos-protocol), or a token-id input's ids; longer ones are "
                      "refused (400) unless the request asks to truncate")
@@ -145,7 +145,7 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
     std::string name(api::input_type_name(type));
     std::replace(name.begin(), name.end(), '_', '-');
     std::string& description = o.instructions[static_cast<size_t>(type)];
-    description = std::string(InputPreprocessor::default_description(type));
+    description = std::string(service::Preprocessor::default_description(type));
     env(cmd.add_option("--instruction-" + name, description,
                        "Instruction description of " + std::string(api::input_type_name(type)) +
                            " texts (\"Instruct: {description}\\nQuery: {text}\"; empty: the "
@@ -157,7 +157,7 @@ void add_options(CLI::App& cmd, ServerOptions& o) {
                      "type, for clients that can only choose a model (default: "
                      "<model>-query=search_query; none: no such names)")
           ->delimiter(','));
-  env(cmd.add_option("--max-inputs", o.max_inputs, "Texts or documents per request")
+  env(cmd.add_option("--max-inputs", o.limits.max_inputs, "Texts or documents per request")
           ->capture_default_str()
           ->check(CLI::Range(size_t(1), size_t(1) << 20)));
   env(cmd.add_option("--max-body-bytes", o.max_body_bytes, "Largest request body; beyond: 413")
@@ -286,29 +286,6 @@ void fetch_released_checkpoints(ServerOptions& o) {
   if (reranker != nullptr) o.reranker_path = fetch_released_file(reranker->reranker_file, download);
 }
 
-// The input protocol's flags: the preprocessor and the typed model aliases.
-void configure_inputs(ServerContext& ctx) {
-  const ServerOptions& o = ctx.options;
-  ctx.inputs = InputPreprocessor(o.eos_protocol, o.instructions);
-  std::vector<std::string> specs = o.input_type_models;
-  if (specs.empty()) specs.push_back(ctx.model_name() + "-query=search_query");
-  if (specs == std::vector<std::string>{"none"}) specs.clear();
-  for (const std::string& spec : specs) {
-    const size_t eq = spec.find('=');
-    const auto type =
-        eq == std::string::npos ? std::nullopt : api::input_type_from_name(spec.substr(eq + 1));
-    if (!type || eq == 0)
-      throw std::runtime_error("--input-type-model '" + spec +
-                               "': expected NAME=INPUT_TYPE with INPUT_TYPE one of "
-                               "search_document, search_query, sts, classification, clustering");
-    const std::string name = spec.substr(0, eq);
-    if (ctx.serves(name))
-      throw std::runtime_error("--input-type-model '" + spec + "': '" + name +
-                               "' is already a served model name");
-    ctx.typed_models.emplace_back(name, *type);
-  }
-}
-
 void load_model(ServerContext& ctx) {
   ServerOptions& o = ctx.options;
   std::optional<io::Checkpoint> model, reranker;
@@ -332,7 +309,9 @@ void load_model(ServerContext& ctx) {
   ctx.fingerprint = io::model_fingerprint(*model);  // ties cached states to these weights
   if (o.served_model_names.empty())
     o.served_model_names.push_back(ctx.demo_model ? "rwkv-emb-demo" : "rwkv-emb");
-  configure_inputs(ctx);
+  ctx.catalog = service::ModelCatalog(o.served_model_names, o.input_type_models);
+  ctx.preprocessor =
+      service::Preprocessor(o.eos_protocol, o.instructions, o.limits.max_input_tokens);
   const kernels::MatmulDtype dtype = resolve_dtype(o.dtype, o.device);
   spdlog::info("matrix products in {}{}", kernels::matmul_dtype_name(dtype),
                o.dtype == DtypeChoice::kUnset  ? " (--dtype unset)"
@@ -341,7 +320,7 @@ void load_model(ServerContext& ctx) {
   ctx.engine = std::make_unique<model::Engine>(make_backend(o, dtype), *model,
                                                reranker ? &*reranker : nullptr, o.engine);
   spdlog::info("model '{}': L={} C={} H={}, reranker: {}, backend: {}, fingerprint {}",
-               ctx.model_name(), ctx.engine->model().stack.layers, ctx.engine->channels(),
+               ctx.catalog.canonical(), ctx.engine->model().stack.layers, ctx.engine->channels(),
                ctx.engine->model().stack.heads, ctx.engine->has_reranker() ? "yes" : "no",
                ctx.engine->backend().name(), ctx.fingerprint.hex());
 }
@@ -361,10 +340,10 @@ std::thread start_signal_thread(ServerContext& ctx, HttpServer& http) {
     // A signal during start-up: stop() before listen() would stop nothing.
     while (!http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     spdlog::info("signal {}: finishing {} in-flight request(s), then exiting", sig,
-                 ctx.in_flight.load());
+                 http.in_flight());
     ctx.ready = false;
-    ctx.draining = true;
-    while (ctx.in_flight > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    http.start_draining();
+    while (http.in_flight() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     http.stop();
   });
 }
@@ -385,6 +364,7 @@ int serve(ServerContext& ctx) {
   // 256 KiB is mapped and unmapped on its own. Engine steps do not allocate.
   mallopt(M_MMAP_THRESHOLD, 256 << 10);
 
+  ctx.options.limits.max_documents = ctx.options.limits.max_inputs;  // --max-inputs: both
   load_model(ctx);
   ctx.states = states::make_state_store(ctx.options.states);
   ctx.state_cache = std::make_unique<states::DecodedStateCache>(ctx.options.state_cache_bytes);

@@ -55,10 +55,11 @@ struct ServerOptions {
   int threads = 0;
   model::EngineOptions engine;
   scheduling::SchedulerOptions scheduler;
-  // A text's own tokens or a token-id input's ids, before truncation.
-  int max_input_tokens = static_cast<int>(api::RequestLimits{}.max_input_tokens);
+  // Per request, for the parsers and the services alike: --max-inputs (texts
+  // or documents: max_documents follows max_inputs) and --max-input-tokens
+  // (a text's own tokens or a token-id input's ids, before truncation).
+  api::RequestLimits limits{.max_documents = api::RequestLimits{}.max_inputs};
   size_t max_body_bytes = 16 << 20;
-  size_t max_inputs = api::RequestLimits{}.max_inputs;         // texts or documents per request
   api::EosProtocol eos_protocol = api::EosProtocol::kChunked;  // of text embeddings
   // Default instruction description per input type (api::InputType order); "" = none.
   std::array<std::string, api::kAllInputTypes.size()> instructions;

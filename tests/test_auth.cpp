@@ -3,9 +3,9 @@
 // length, an OR over every byte and every key, no early exit), not timed here.
 #include <gtest/gtest.h>
 
-#include "server/auth.h"
+#include "server/http/auth.h"
 
-namespace rwkv::server {
+namespace rwkv::server::http {
 namespace {
 
 TEST(Auth, ConstantTimeEqualIsEquality) {
@@ -41,4 +41,4 @@ TEST(Auth, StateOwnersAreDigestsNotKeys) {
 }
 
 }  // namespace
-}  // namespace rwkv::server
+}  // namespace rwkv::server::http

@@ -1,5 +1,7 @@
-// Routes answered over real HTTP, in process: how add_route maps failures to
-// statuses, and what the rerank route feeds the model for a truncated document.
+// Routes called as plain values through Router::dispatch (no socket): how
+// failures map to statuses and what the rerank route feeds the model for a
+// truncated document; and, over real HTTP, how a failure after the wait is
+// answered.
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -13,9 +15,9 @@
 #include "engine/io/random_model.h"
 #include "engine/text/prompt_templates.h"
 #include "engine/text/tokenizer.h"
-#include "server/deadline_http_server.h"
+#include "server/error_table.h"
 #include "server/http_server.h"
-#include "server/http_util.h"
+#include "server/routes.h"
 #include "tests/fixture_data.h"
 
 namespace rwkv::server {
@@ -23,18 +25,35 @@ namespace {
 
 using nlohmann::json;
 
+http::Request post(const std::string& path, const std::string& body) {
+  http::Request r;
+  r.method = "POST";
+  r.path = path;
+  r.body = body;
+  return r;
+}
+
+// A router on a server that never listens: its routes are called through dispatch().
+struct Routes {
+  explicit Routes(ServerContext& ctx) : router(http, router_options(ctx)) {}
+  http::DeadlineHttpServer http{1};
+  http::Router router;
+};
+
 // An HTTP server on a free loopback port, serving until destroyed.
 class TestServer {
  public:
-  TestServer() : port_(http_.bind_to_any_port("127.0.0.1")) {
+  explicit TestServer(ServerContext& ctx)
+      : router_(http_, router_options(ctx)), port_(http_.bind_to_any_port("127.0.0.1")) {}
+  void start() {
     thread_ = std::thread([this] { http_.listen_after_bind(); });
     while (!http_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   ~TestServer() {
     http_.stop();
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
   }
-  httplib::Server& http() { return http_; }
+  http::Router& router() { return router_; }
   httplib::Result post(const std::string& path, const json& body) {
     httplib::Client client("127.0.0.1", port_);
     client.set_read_timeout(60, 0);
@@ -42,54 +61,54 @@ class TestServer {
   }
 
  private:
-  DeadlineHttpServer http_{4};
+  http::DeadlineHttpServer http_{4};
+  http::Router router_;
   int port_;
   std::thread thread_;
 };
 
 TEST(HttpRoutes, ValidationErrorsAreClientErrorsAndInternalOnesAreGeneric500s) {
   ServerContext ctx;
-  TestServer server;
-  const auto route = [&](const std::string& path, ErrorStyle style, auto fail) {
-    add_route(server.http(), ctx, {"POST", path, style},
-              [fail](const httplib::Request&, httplib::Response&) { fail(); });
+  Routes routes(ctx);
+  const auto route = [&](const std::string& path, http::ErrorStyle style, auto fail) {
+    routes.router.add({"POST", path, style},
+                      [fail](const http::Request&, http::RequestContext&) -> http::Response {
+                        fail();
+                        return {};
+                      });
   };
-  route("/validation", ErrorStyle::kOpenAI,
+  route("/validation", http::ErrorStyle::kOpenAI,
         [] { throw api::ApiError::bad_request("'input' must not be empty", "input"); });
-  route("/tokens", ErrorStyle::kOpenAI,
+  route("/tokens", http::ErrorStyle::kOpenAI,
         [] { throw model::InvalidTokens("token id 70000 is outside the vocabulary"); });
-  route("/shape", ErrorStyle::kOpenAI,
+  route("/shape", http::ErrorStyle::kOpenAI,
         [] { throw std::invalid_argument("state does not match the model's shape"); });
-  route("/stoi", ErrorStyle::kCohere, [] { (void)std::stoi("not a number"); });
+  route("/stoi", http::ErrorStyle::kCohere, [] { (void)std::stoi("not a number"); });
 
-  auto r = server.post("/validation", json::object());
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 400);
-  EXPECT_EQ(json::parse(r->body)["error"]["param"], "input");
-  r = server.post("/tokens", json::object());
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 400);
-  EXPECT_NE(r->body.find("outside the vocabulary"), std::string::npos);
+  http::Response r = routes.router.dispatch(post("/validation", "{}"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(json::parse(r.body)["error"]["param"], "input");
+  r = routes.router.dispatch(post("/tokens", "{}"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("outside the vocabulary"), std::string::npos);
 
   // Internal inconsistencies are the server's fault, and their details stay in its log.
-  r = server.post("/shape", json::object());
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 500);
-  const json openai = json::parse(r->body);
+  r = routes.router.dispatch(post("/shape", "{}"));
+  EXPECT_EQ(r.status, 500);
+  const json openai = json::parse(r.body);
   EXPECT_EQ(openai["error"]["type"], "server_error");
-  EXPECT_EQ(r->body.find("shape"), std::string::npos) << r->body;
-  r = server.post("/stoi", json::object());
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 500);
-  const json cohere = json::parse(r->body);
-  EXPECT_TRUE(cohere.contains("message") && !cohere.contains("error")) << r->body;
-  EXPECT_EQ(r->body.find("stoi"), std::string::npos) << r->body;
+  EXPECT_EQ(r.body.find("shape"), std::string::npos) << r.body;
+  r = routes.router.dispatch(post("/stoi", "{}"));
+  EXPECT_EQ(r.status, 500);
+  const json cohere = json::parse(r.body);
+  EXPECT_TRUE(cohere.contains("message") && !cohere.contains("error")) << r.body;
+  EXPECT_EQ(r.body.find("stoi"), std::string::npos) << r.body;
 }
 
 // The demo model behind one route that queues real work and then fails while
 // building its answer: the shape of every failure found after the wait (the
 // engine's, the state store's). A long job in front makes it wait.
-class LateFailure : public ::testing::TestWithParam<ErrorStyle> {
+class LateFailure : public ::testing::TestWithParam<http::ErrorStyle> {
  protected:
   void SetUp() override {
     model::EngineOptions one_slot;
@@ -100,13 +119,20 @@ class LateFailure : public ::testing::TestWithParam<ErrorStyle> {
         io::make_random_embedding_checkpoint(io::ModelShape::demo(), 0), nullptr, one_slot);
     ctx_.scheduler =
         std::make_unique<scheduling::Scheduler>(*ctx_.engine, scheduling::SchedulerOptions{});
-    add_route(server_.http(), ctx_, {"POST", "/late", GetParam()},
-              [this](const httplib::Request&, httplib::Response& res) {
-                respond_when_done(res, ctx_, ctx_.scheduler->submit({job({1, 2, 3})}),
-                                  [](std::vector<model::Engine::Result>&) -> json {
-                                    throw std::runtime_error("internal detail");
-                                  });
-              });
+  }
+  // Serves /late: real work, then a failure while its answer is built.
+  void serve(double heartbeat_seconds) {
+    ctx_.options.heartbeat_seconds = heartbeat_seconds;
+    server_ = std::make_unique<TestServer>(ctx_);
+    server_->router().add(
+        {"POST", "/late", GetParam()}, [this](const http::Request&, http::RequestContext& rc) {
+          service::Pending<int> pending(ctx_.scheduler->submit({job({1, 2, 3})}),
+                                        [](std::vector<model::Engine::Result>&) -> int {
+                                          throw std::runtime_error("internal detail");
+                                        });
+          return answer(rc, std::move(pending), [](int) { return json(); });
+        });
+    server_->start();
   }
   static scheduling::SequenceJob job(std::vector<int32_t> tokens) {
     scheduling::SequenceJob j;
@@ -124,7 +150,7 @@ class LateFailure : public ::testing::TestWithParam<ErrorStyle> {
       in_front->cancel();
     });
     const auto start = std::chrono::steady_clock::now();
-    httplib::Result r = server_.post("/late", json::object());
+    httplib::Result r = server_->post("/late", json::object());
     EXPECT_GT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300))
         << "it should have failed well after its first 100 ms";
     cancel.join();
@@ -133,7 +159,7 @@ class LateFailure : public ::testing::TestWithParam<ErrorStyle> {
 
   void expect_error_shape(const std::string& body) {
     const json j = json::parse(body);
-    if (GetParam() == ErrorStyle::kCohere)
+    if (GetParam() == http::ErrorStyle::kCohere)
       EXPECT_TRUE(j.contains("message") && !j.contains("error")) << body;
     else
       EXPECT_EQ(j["error"]["type"], "server_error") << body;
@@ -141,10 +167,11 @@ class LateFailure : public ::testing::TestWithParam<ErrorStyle> {
   }
 
   ServerContext ctx_;
-  TestServer server_;  // stops before ctx_'s scheduler
+  std::unique_ptr<TestServer> server_;  // stops before ctx_'s scheduler
 };
 
 TEST_P(LateFailure, AfterTheFirst100msStillGetsItsRealStatusInTheRoutesShape) {
+  serve(0);
   const httplib::Result r = post_late();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 500) << r->body;
@@ -154,7 +181,7 @@ TEST_P(LateFailure, AfterTheFirst100msStillGetsItsRealStatusInTheRoutesShape) {
 }
 
 TEST_P(LateFailure, WithHeartbeatsIsLoggedAndCountedAsItsStatusUnderThe200) {
-  ctx_.options.heartbeat_seconds = 0.05;
+  serve(0.05);
   const httplib::Result r = post_late();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
@@ -169,9 +196,9 @@ TEST_P(LateFailure, WithHeartbeatsIsLoggedAndCountedAsItsStatusUnderThe200) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Styles, LateFailure,
-                         ::testing::Values(ErrorStyle::kOpenAI, ErrorStyle::kCohere),
+                         ::testing::Values(http::ErrorStyle::kOpenAI, http::ErrorStyle::kCohere),
                          [](const auto& info) {
-                           return info.param == ErrorStyle::kCohere ? "Cohere" : "OpenAI";
+                           return info.param == http::ErrorStyle::kCohere ? "Cohere" : "OpenAI";
                          });
 
 const std::string kPrefix = std::string(text::kRerankInstruction) + "Document: ";
@@ -188,28 +215,30 @@ class RerankTruncation : public ::testing::Test {
     RWKV_REQUIRE_FIXTURES();
     embedding_ = io::load_checkpoint(test::fixtures_dir() + "/embedding.pth");
     reranker_ = io::load_checkpoint(test::fixtures_dir() + "/reranker_idx.pth");
-    ctx_.options.served_model_names = {"rwkv-fixture"};
+    ctx_.catalog = service::ModelCatalog({"rwkv-fixture"}, {"none"});
     ctx_.engine = std::make_unique<model::Engine>(kernels::make_cpu_backend(1), *embedding_,
                                                   &*reranker_, model::EngineOptions{});
     ctx_.scheduler =
         std::make_unique<scheduling::Scheduler>(*ctx_.engine, scheduling::SchedulerOptions{});
-    server_ = std::make_unique<TestServer>();
-    register_rerank_routes(server_->http(), ctx_);
+    ctx_.states = states::make_state_store({.kind = states::StoreKind::kMemory});
+    ctx_.state_cache = std::make_unique<states::DecodedStateCache>(0);
+    routes_ = std::make_unique<Routes>(ctx_);
+    register_rerank_routes(routes_->router, ctx_);
   }
   void TearDown() override {
-    server_.reset();
+    routes_.reset();
     if (ctx_.scheduler) ctx_.scheduler->shutdown();
   }
 
   // What the server scores `document` at, cut to `max_tokens` of its tokens.
   double served_score(const std::string& document, const std::string& query, int max_tokens) {
-    const auto r = server_->post(
-        "/v1/rerank",
-        {{"query", query}, {"documents", {document}}, {"max_tokens_per_doc", max_tokens}});
-    EXPECT_TRUE(r);
-    if (!r) return NAN;
-    EXPECT_EQ(r->status, 200) << r->body;
-    return json::parse(r->body)["results"][0]["relevance_score"].get<double>();
+    const std::string body =
+        json{{"query", query}, {"documents", {document}}, {"max_tokens_per_doc", max_tokens}}
+            .dump();
+    const http::Response r = routes_->router.dispatch(post("/v1/rerank", body));
+    EXPECT_EQ(r.status, 200) << r.body;
+    if (r.status != 200) return NAN;
+    return json::parse(r.body)["results"][0]["relevance_score"].get<double>();
   }
 
   // The score of exactly these ids, from an engine of its own.
@@ -249,7 +278,7 @@ class RerankTruncation : public ::testing::Test {
 
   std::optional<io::Checkpoint> embedding_, reranker_;
   ServerContext ctx_;
-  std::unique_ptr<TestServer> server_;
+  std::unique_ptr<Routes> routes_;
 };
 
 TEST_F(RerankTruncation, CutsInsideAMultiByteCharacterAtTheTokenLevel) {

@@ -11,10 +11,10 @@
 
 #include "api/api_error.h"
 #include "engine/text/tokenizer.h"
-#include "server/inputs.h"
+#include "server/service/preprocessor.h"
 #include "tests/fixture_data.h"
 
-namespace rwkv::server {
+namespace rwkv::server::service {
 namespace {
 
 using api::EosProtocol;
@@ -117,27 +117,27 @@ TEST(EosLayout, ManyPartsKeepFourEosPerPart) {
 TEST(Instructions, FormatAndDefaults) {
   EXPECT_EQ(instructed_text("Do X", "hello"), "Instruct: Do X\nQuery: hello");
   EXPECT_EQ(instructed_text("", "hello"), "hello");
-  EXPECT_EQ(InputPreprocessor::default_description(InputType::kSearchDocument), "");
-  EXPECT_EQ(InputPreprocessor::default_description(InputType::kSearchQuery),
+  EXPECT_EQ(Preprocessor::default_description(InputType::kSearchDocument), "");
+  EXPECT_EQ(Preprocessor::default_description(InputType::kSearchQuery),
             "Given a query, retrieve documents that answer the query");
-  EXPECT_EQ(InputPreprocessor::default_description(InputType::kSts),
+  EXPECT_EQ(Preprocessor::default_description(InputType::kSts),
             "Retrieve semantically similar text");
-  EXPECT_EQ(InputPreprocessor::default_description(InputType::kClustering),
+  EXPECT_EQ(Preprocessor::default_description(InputType::kClustering),
             "Categorizing the given news title");
   EXPECT_EQ(head_of(InputType::kSearchQuery), model::EmbeddingHead::kRetrieval);
   EXPECT_EQ(head_of(InputType::kSts), model::EmbeddingHead::kSts);
   EXPECT_EQ(head_of(InputType::kClustering), model::EmbeddingHead::kClassification);
 }
 
-PreparedText prepare(const InputPreprocessor& p, const std::string& text, InputType type,
+PreparedText prepare(const Preprocessor& p, const std::string& text, InputType type,
                      TextOptions options = {}, size_t max_tokens = 1 << 20,
                      Truncate truncate = Truncate::kNone) {
-  return p.prepare(text, type, options, max_tokens, truncate, "input[0]", "input");
+  return p.embedding_text(text, type, options, max_tokens, truncate, "input[0]", "input");
 }
 
-TEST(InputPreprocessor, TextsThroughInstructionAndProtocol) {
+TEST(Preprocessor, TextsThroughInstructionAndProtocol) {
   const text::Tokenizer& tok = text::Tokenizer::world();
-  const InputPreprocessor p;
+  const Preprocessor p;
   const auto query = tok.encode(
       "Instruct: Given a query, retrieve documents that answer the "
       "query\nQuery: where is it",
@@ -166,15 +166,15 @@ TEST(InputPreprocessor, TextsThroughInstructionAndProtocol) {
   // Server defaults from the flags.
   std::array<std::string, 5> descriptions;
   descriptions[static_cast<size_t>(InputType::kSearchQuery)] = "Mine";
-  const InputPreprocessor flags(EosProtocol::kSingle, descriptions);
+  const Preprocessor flags(EosProtocol::kSingle, descriptions, SIZE_MAX);
   EXPECT_EQ(prepare(flags, "q", InputType::kSearchQuery).ids,
             tok.encode("Instruct: Mine\nQuery: q", true));
   EXPECT_EQ(prepare(flags, "q", InputType::kSts).ids, tok.encode("q", true));
 }
 
-TEST(InputPreprocessor, LimitCountsTheTextsOwnTokens) {
+TEST(Preprocessor, LimitCountsTheTextsOwnTokens) {
   const text::Tokenizer& tok = text::Tokenizer::world();
-  const InputPreprocessor p;
+  const Preprocessor p;
   const std::string text = "one two three four five six seven eight nine ten";
   const auto ids = tok.encode(text, false);
   ASSERT_EQ(ids.size(), 10u);
@@ -196,7 +196,7 @@ TEST(InputPreprocessor, LimitCountsTheTextsOwnTokens) {
             eos_layout(head, EosProtocol::kChunked));
   const auto start = prepare(p, text, InputType::kSearchQuery, {}, 4, Truncate::kStart);
   EXPECT_EQ(start.text_tokens, 4u);
-  EXPECT_EQ(start.ids, eos_layout(tok.encode(instructed_text(InputPreprocessor::default_description(
+  EXPECT_EQ(start.ids, eos_layout(tok.encode(instructed_text(Preprocessor::default_description(
                                                                  InputType::kSearchQuery),
                                                              tok.decode(tail)),
                                              false),
@@ -208,12 +208,12 @@ std::string input_type_of(const json& c) {
 }
 
 // The ground truth: the ids that upstream's evaluation wrapper builds.
-TEST(InputPreprocessor, EqualsTheUpstreamWrapperOnEveryFixtureCase) {
+TEST(Preprocessor, EqualsTheUpstreamWrapperOnEveryFixtureCase) {
   RWKV_REQUIRE_FIXTURES();
   std::ifstream in(std::filesystem::path(test::fixtures_dir()) / "protocol.json");
   ASSERT_TRUE(in) << "protocol.json missing from " << test::fixtures_dir();
   const json fixture = json::parse(in);
-  const InputPreprocessor p;
+  const Preprocessor p;
   ASSERT_EQ(fixture["cases"].size(), 28u);
   for (const json& c : fixture["cases"]) {
     const auto type = api::input_type_from_name(input_type_of(c));
@@ -221,9 +221,9 @@ TEST(InputPreprocessor, EqualsTheUpstreamWrapperOnEveryFixtureCase) {
     EXPECT_EQ(prepare(p, c["text"].get<std::string>(), *type).ids, test::to_ids(c["ids"]))
         << c["name"];
     const std::string description = fixture["instructions"].value(input_type_of(c), "");
-    EXPECT_EQ(description, InputPreprocessor::default_description(*type)) << c["name"];
+    EXPECT_EQ(description, Preprocessor::default_description(*type)) << c["name"];
   }
 }
 
 }  // namespace
-}  // namespace rwkv::server
+}  // namespace rwkv::server::service

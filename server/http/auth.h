@@ -5,7 +5,7 @@
 #include <string_view>
 #include <vector>
 
-namespace rwkv::server {
+namespace rwkv::server::http {
 
 // True when no keys are configured, or the header carries one of them. The
 // SHA-256 digests of the keys are compared in constant time, all of them, so
@@ -22,4 +22,4 @@ std::string state_owner(const std::vector<std::string>& keys,
 // Equality whose running time depends only on the lengths, not the contents.
 bool constant_time_equal(std::string_view a, std::string_view b);
 
-}  // namespace rwkv::server
+}  // namespace rwkv::server::http

@@ -1,4 +1,4 @@
-#include "server/deadline_http_server.h"
+#include "server/http/deadline_http_server.h"
 
 #include <netdb.h>
 #include <poll.h>
@@ -13,7 +13,7 @@
 
 #include "api/api_error.h"
 
-namespace rwkv::server {
+namespace rwkv::server::http {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -228,4 +228,4 @@ bool DeadlineHttpServer::process_and_close_socket(socket_t sock) {
   return ok;
 }
 
-}  // namespace rwkv::server
+}  // namespace rwkv::server::http

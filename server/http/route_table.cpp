@@ -1,6 +1,6 @@
-#include "server/route_table.h"
+#include "server/http/route_table.h"
 
-namespace rwkv::server {
+namespace rwkv::server::http {
 
 void RouteTable::add(const RouteSpec& spec) {
   entries_.push_back({spec, std::regex(spec.pattern)});
@@ -29,4 +29,4 @@ std::string allowed_methods(const std::vector<RouteSpec>& routes) {
   return allow;
 }
 
-}  // namespace rwkv::server
+}  // namespace rwkv::server::http

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-namespace rwkv::server {
+#include "server/http/message.h"
 
-enum class ErrorStyle { kOpenAI, kCohere };
+namespace rwkv::server::http {
 
 struct RouteSpec {
   std::string method;   // GET, POST, PUT, DELETE
@@ -40,4 +40,4 @@ const RouteSpec* route_for_method(const std::vector<RouteSpec>& routes, const st
 // The Allow header value for the methods of `routes`, e.g. "GET, HEAD".
 std::string allowed_methods(const std::vector<RouteSpec>& routes);
 
-}  // namespace rwkv::server
+}  // namespace rwkv::server::http

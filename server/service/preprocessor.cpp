@@ -1,11 +1,13 @@
-#include "server/inputs.h"
+#include "server/service/preprocessor.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "api/api_error.h"
+#include "engine/text/prompt_templates.h"
 #include "engine/text/tokenizer.h"
 
-namespace rwkv::server {
+namespace rwkv::server::service {
 namespace {
 
 size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
@@ -71,16 +73,19 @@ std::string instructed_text(std::string_view description, std::string_view text)
   return out;
 }
 
-InputPreprocessor::InputPreprocessor() : protocol_(api::EosProtocol::kChunked) {
+Preprocessor::Preprocessor() : protocol_(api::EosProtocol::kChunked), max_input_tokens_(SIZE_MAX) {
   for (const api::InputType type : api::kAllInputTypes)
     descriptions_[static_cast<size_t>(type)] = std::string(default_description(type));
 }
 
-InputPreprocessor::InputPreprocessor(
-    api::EosProtocol protocol, std::array<std::string, api::kAllInputTypes.size()> descriptions)
-    : protocol_(protocol), descriptions_(std::move(descriptions)) {}
+Preprocessor::Preprocessor(api::EosProtocol protocol,
+                           std::array<std::string, api::kAllInputTypes.size()> descriptions,
+                           size_t max_input_tokens)
+    : protocol_(protocol),
+      descriptions_(std::move(descriptions)),
+      max_input_tokens_(max_input_tokens) {}
 
-std::string_view InputPreprocessor::default_description(api::InputType type) {
+std::string_view Preprocessor::default_description(api::InputType type) {
   switch (type) {
     case api::InputType::kSearchQuery:
       return "Given a query, retrieve documents that answer the query";
@@ -94,15 +99,16 @@ std::string_view InputPreprocessor::default_description(api::InputType type) {
   }
 }
 
-const std::string& InputPreprocessor::description(api::InputType type) const {
+const std::string& Preprocessor::description(api::InputType type) const {
   return descriptions_[static_cast<size_t>(type)];
 }
 
-PreparedText InputPreprocessor::prepare(std::string_view text, api::InputType type,
-                                        const api::TextOptions& options, size_t max_tokens,
-                                        api::Truncate truncate, const std::string& where,
-                                        const std::string& param) const {
+PreparedText Preprocessor::embedding_text(std::string_view text, api::InputType type,
+                                          const api::TextOptions& options, size_t max_tokens,
+                                          api::Truncate truncate, const std::string& where,
+                                          const std::string& param) const {
   const text::Tokenizer& tok = text::Tokenizer::world();
+  max_tokens = std::min(max_tokens, max_input_tokens_);
   const std::string& description =
       options.instruction ? *options.instruction : this->description(type);
   std::vector<int32_t> ids = tok.encode(text, false);
@@ -128,8 +134,8 @@ PreparedText InputPreprocessor::prepare(std::string_view text, api::InputType ty
   return out;
 }
 
-std::vector<int32_t> embedding_tokens(std::vector<int32_t> ids, const std::string& where,
-                                      const std::string& param) {
+std::vector<int32_t> Preprocessor::embedding_ids(std::vector<int32_t> ids, const std::string& where,
+                                                 const std::string& param) const {
   // Ids without EOS have no embedding (upstream pools nothing: NaN). Their
   // usual sender is LangChain's OpenAIEmbeddings, whose tiktoken ids are
   // mostly < 65536 too: appending EOS would embed them as garbage, silently.
@@ -144,4 +150,51 @@ std::vector<int32_t> embedding_tokens(std::vector<int32_t> ids, const std::strin
   return ids;
 }
 
-}  // namespace rwkv::server
+std::vector<int32_t> Preprocessor::rerank_pair(const std::string& document,
+                                               const std::string& query,
+                                               std::optional<int> max_document_tokens,
+                                               const std::string& where) const {
+  const text::Tokenizer& tokenizer = text::Tokenizer::world();
+  std::vector<int32_t> ids;
+  if (max_document_tokens) {
+    // The document as the template tokenizes it: its first token may take the space before it.
+    const std::string prefix = text::rerank_document_prefix();
+    ids = tokenizer.encode(prefix + document, false);
+    size_t first = 0;  // the document's first token: the first to end past the prefix
+    for (size_t end = 0; first < ids.size(); ++first) {
+      end += tokenizer.decode(std::span(ids).subspan(first, 1)).size();
+      if (end > prefix.size()) break;
+    }
+    if (ids.size() - first > size_t(*max_document_tokens)) {
+      ids.resize(first + size_t(*max_document_tokens));
+      tokenizer.encode_into(text::rerank_online_suffix(query), ids);  // the rest apart
+      ids.push_back(text::Tokenizer::kEos);
+    } else {
+      ids.clear();
+    }
+  }
+  if (ids.empty()) ids = tokenizer.encode(text::rerank_online_text(document, query));
+  if (ids.size() > max_input_tokens_)
+    throw api::ApiError::too_many_tokens(where + " with the query", ids.size(), max_input_tokens_,
+                                         "documents", "set max_tokens_per_doc");
+  return ids;
+}
+
+std::vector<int32_t> Preprocessor::rerank_query(const std::string& query) const {
+  std::vector<int32_t> ids = text::Tokenizer::world().encode(text::rerank_query_text(query));
+  if (ids.size() > max_input_tokens_)
+    throw api::ApiError::too_many_tokens("the query", ids.size(), max_input_tokens_, "query");
+  return ids;
+}
+
+std::vector<int32_t> Preprocessor::state_document(const std::string& document,
+                                                  const std::string& where) const {
+  std::vector<int32_t> ids =
+      text::Tokenizer::world().encode(text::rerank_document_text(document), false);
+  if (ids.size() > max_input_tokens_)
+    throw api::ApiError::too_many_tokens("'" + where + "' with the template", ids.size(),
+                                         max_input_tokens_, "documents");
+  return ids;
+}
+
+}  // namespace rwkv::server::service

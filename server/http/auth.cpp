@@ -1,10 +1,10 @@
-#include "server/auth.h"
+#include "server/http/auth.h"
 
 #include <algorithm>
 
 #include "engine/common/sha256.h"
 
-namespace rwkv::server {
+namespace rwkv::server::http {
 
 bool constant_time_equal(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() != b.size();
@@ -39,4 +39,4 @@ std::string state_owner(const std::vector<std::string>& keys, std::string_view h
   return common::to_hex(digest.data(), 16);
 }
 
-}  // namespace rwkv::server
+}  // namespace rwkv::server::http

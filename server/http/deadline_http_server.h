@@ -16,7 +16,7 @@
 
 #include <chrono>
 
-namespace rwkv::server {
+namespace rwkv::server::http {
 
 class DeadlineHttpServer : public httplib::Server {
  public:
@@ -39,4 +39,4 @@ class DeadlineHttpServer : public httplib::Server {
   bool wait_for_request(socket_t sock, std::chrono::steady_clock::time_point since) const;
 };
 
-}  // namespace rwkv::server
+}  // namespace rwkv::server::http
