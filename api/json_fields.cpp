@@ -43,7 +43,8 @@ size_t utf8_sequence_length(std::string_view text, size_t i) {
   return length;
 }
 
-bool is_blank(std::string_view text) {
+// Nothing but the whitespace JSON allows around a value (RFC 8259: no \v or \f).
+bool only_json_whitespace(std::string_view text) {
   return std::all_of(text.begin(), text.end(),
                      [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; });
 }
@@ -94,7 +95,8 @@ bool nesting_exceeds(std::string_view text, size_t max_depth) {
 }
 
 json parse_body(std::string_view body, size_t max_depth) {
-  if (is_blank(body)) throw ApiError::bad_request("request body is empty: expected a JSON object");
+  if (only_json_whitespace(body))
+    throw ApiError::bad_request("request body is empty: expected a JSON object");
   // nlohmann's parser keeps its own stack, but recursive code elsewhere
   // (destruction, dumping, our readers) must never see a hostile depth.
   if (nesting_exceeds(body, max_depth)) {

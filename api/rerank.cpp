@@ -18,6 +18,7 @@ namespace {
 
 using nlohmann::json;
 
+// Empty, or only whitespace as C classifies it (\v and \f too), as Cohere refuses a query.
 bool is_blank(const std::string& text) {
   return std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isspace(c); });
 }
