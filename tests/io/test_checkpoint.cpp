@@ -21,7 +21,7 @@
 
 #include "engine/io/checkpoint.h"
 #include "engine/io/zip_archive.h"
-#include "tests/fixture_data.h"
+#include "tests/support/fixture_data.h"
 
 namespace {
 

@@ -19,8 +19,8 @@
 #include "engine/states/state_blob.h"
 #include "engine/text/prompt_templates.h"
 #include "engine/text/tokenizer.h"
-#include "tests/fixture_data.h"
-#include "tests/random_tokens.h"
+#include "tests/support/fixture_data.h"
+#include "tests/support/random_tokens.h"
 
 namespace rwkv {
 namespace {

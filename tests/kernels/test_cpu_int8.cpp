@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm_int8.h"
-#include "tests/vector_compare.h"
+#include "tests/support/vector_compare.h"
 
 namespace rwkv {
 namespace {

@@ -14,9 +14,9 @@
 #include "engine/text/prompt_templates.h"
 #include "engine/text/tokenizer.h"
 #include "kernels/cpu/gemm_int8.h"
-#include "tests/fixture_data.h"
-#include "tests/random_tokens.h"
-#include "tests/vector_compare.h"
+#include "tests/support/fixture_data.h"
+#include "tests/support/random_tokens.h"
+#include "tests/support/vector_compare.h"
 
 namespace rwkv {
 namespace {

@@ -16,7 +16,7 @@
 #include "server/deadline_http_server.h"
 #include "server/http_server.h"
 #include "server/http_util.h"
-#include "tests/fixture_data.h"
+#include "tests/support/fixture_data.h"
 
 namespace rwkv::server {
 namespace {
