@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build-gpu-bundle}
 CUDA_ARCH=${CUDA_ARCH:-90}
 FIXTURES=${RWKV_FIXTURES_DIR:-../shared/fixtures}
-BINARIES=(rwkv_tests rwkv-emb-server gpu_bench)
+# rwkv_model_tests: the unit tests with CUDA ones (tests/model/), as gpu-check.sh runs them.
+BINARIES=(rwkv_model_tests rwkv-emb-server gpu_bench)
 
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRWKV_EMB_WERROR=ON \
   -DRWKV_EMB_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCH"

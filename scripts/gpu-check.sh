@@ -86,6 +86,10 @@ for base in site.getsitepackages():
 EOF
 }
 
+# The unit-test binaries that hold CUDA tests (tests/model/: the op tests, the
+# engine on CUDA and the */cuda* backend parameters); gpu-bundle.sh packs them.
+GPU_TEST_BINARIES=(rwkv_model_tests)
+
 if [ -f "$GPU_BUNDLE" ]; then
   BUNDLE_DIR=$(mktemp -d)/gpu-bundle
   stage "unpack bundle" 60 tar -C "$(dirname "$BUNDLE_DIR")" -xJf "$GPU_BUNDLE"
@@ -110,7 +114,8 @@ else
     stage "setup.sh" 200 scripts/setup.sh
     stage "configure (sm_$CUDA_ARCH)" 60 "${CONFIGURE[@]}"
   fi
-  stage "build" 300 cmake --build "$BUILD_DIR" -j "$(nproc)" --target rwkv_tests rwkv-emb-server gpu_bench
+  stage "build" 300 cmake --build "$BUILD_DIR" -j "$(nproc)" --target "${GPU_TEST_BINARIES[@]}" \
+    rwkv-emb-server gpu_bench
   BIN=$ROOT/$BUILD_DIR
 fi
 
@@ -129,7 +134,10 @@ log "fixtures: ${RWKV_FIXTURES_DIR:-NOT FOUND (fixture tests will skip)}"
 
 # ---- GPU unit tests and benchmarks ---------------------------------------------
 # Later stages run whatever an earlier one did: each is reported on its own.
-stage "GPU tests" 150 "$BIN/rwkv_tests" --gtest_filter='Cuda*:*/cuda*' --gtest_color=no || true
+for binary in "${GPU_TEST_BINARIES[@]}"; do
+  stage "GPU tests ($binary)" 150 "$BIN/$binary" --gtest_filter='Cuda*:*/cuda*' --gtest_color=no ||
+    true
+done
 for section in embeddings:90 rerank:60 gemm:40 graphs:30 wkv:45; do
   name=${section%%:*} seconds=${section##*:}
   stage "gpu_bench $name" $((seconds + 30)) "$BIN/gpu_bench" --only "$name" --budget "$seconds" ||

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The tests again under sanitizers (clang, CPU only; test.sh runs this after
 # the main tests):
-#   asan-unit  every unit test (rwkv_tests) with ASan + UBSan + LeakSanitizer
+#   asan-unit  every unit test (each rwkv_<folder>_tests binary) with ASan + UBSan + LeakSanitizer
 #   asan-http  the HTTP tests (tests/integration) against the ASan server
-#   tsan       the scheduler tests with TSan
+#   tsan       the scheduler tests (rwkv_scheduling_tests) with TSan
 #   scripts/sanitize.sh [asan-unit] [asan-http] [tsan]     (default: all three)
 # UBSan is built with -fno-sanitize-recover=all, so every report is fatal; a
 # report in a server started by the HTTP tests fails that test (conftest.py's
@@ -50,11 +50,26 @@ run_sharded() {
   return "$failed"
 }
 
+# The unit-test binaries: one per tests/<folder>/, as CMakeLists.txt's
+# rwkv_unit_test lines name them.
+unit_test_binaries() { sed -n 's/^rwkv_unit_test(\([a-z_]*\) .*/rwkv_\1_tests/p' CMakeLists.txt; }
+
+# Runs every unit-test binary of build folder $1 sharded, one log folder each;
+# fails when one of them does, after running them all.
+run_unit_tests() {
+  local dir=$1 name failed=0
+  for name in $(unit_test_binaries); do
+    echo "sanitizers: $name"
+    run_sharded "$dir/$name" "$dir/sanitize-logs/$name" || failed=1
+  done
+  return "$failed"
+}
+
 for stage in "${stages[@]}"; do
   case "$stage" in
     asan-unit)
-      timed "asan build" scripts/sanitized-build.sh asan --target rwkv_tests --target rwkv-emb-server
-      timed "asan unit tests" run_sharded "$ASAN_BUILD_DIR/rwkv_tests" "$ASAN_BUILD_DIR/sanitize-logs"
+      timed "asan build" scripts/sanitized-build.sh asan --target rwkv_unit_tests --target rwkv-emb-server
+      timed "asan unit tests" run_unit_tests "$ASAN_BUILD_DIR"
       ;;
     asan-http)
       timed "asan build" scripts/sanitized-build.sh asan --target rwkv-emb-server
@@ -63,13 +78,13 @@ for stage in "${stages[@]}"; do
         --durations=10 tests/integration
       ;;
     tsan)
-      timed "tsan build" scripts/sanitized-build.sh tsan --target rwkv_scheduler_tests
+      timed "tsan build" scripts/sanitized-build.sh tsan --target rwkv_scheduling_tests
       # OpenMP (libomp) and OpenBLAS are not built with TSan, which then cannot
       # see their barriers and may take the kernels' worker threads for racing:
       # one OpenMP thread (OpenBLAS follows OMP_NUM_THREADS) leaves the
       # scheduler's own threads (clients, engine loop) to check, and no
       # suppressions are needed.
-      timed "tsan scheduler tests" env OMP_NUM_THREADS=1 "$TSAN_BUILD_DIR/rwkv_scheduler_tests" --gtest_brief=1
+      timed "tsan scheduler tests" env OMP_NUM_THREADS=1 "$TSAN_BUILD_DIR/rwkv_scheduling_tests" --gtest_brief=1
       ;;
     *) echo "unknown stage '$stage' (asan-unit, asan-http, tsan)" >&2; exit 2 ;;
   esac

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Configures and builds a clang sanitizer build (CPU only) of the given targets:
-#   scripts/sanitized-build.sh asan --target rwkv_tests ...   ASan + UBSan in $ASAN_BUILD_DIR
-#                                                         (default build-asan), with libFuzzer
-#                                                         coverage so the fuzz targets share it
-#   scripts/sanitized-build.sh tsan --target ...            TSan in $TSAN_BUILD_DIR (build-tsan)
+#   scripts/sanitized-build.sh asan --target rwkv_unit_tests ...   ASan + UBSan in $ASAN_BUILD_DIR
+#                                                   (default build-asan), with libFuzzer coverage
+#                                                   so the fuzz targets share it
+#   scripts/sanitized-build.sh tsan --target rwkv_scheduling_tests ...   TSan in $TSAN_BUILD_DIR
+#                                                   (build-tsan)
 # -O1 with line tables: reports get file:line, and the build stays quick.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -35,4 +35,4 @@ def test_dtypes_are_reported_and_int8_stays_close(make_server):
     assert "VNNI int8" in int8.output()  # the backend's name in the start-up log
     a, b = embed(default), embed(int8)
     cosine = a @ b / np.linalg.norm(a) / np.linalg.norm(b)
-    assert 0.9997 <= cosine < 1, cosine  # int8 (tests/test_cpu_int8.cpp measures it)
+    assert 0.9997 <= cosine < 1, cosine  # int8 (tests/model/test_cpu_int8_model.cpp measures it)

@@ -12,7 +12,7 @@
 #include "api/api_error.h"
 #include "engine/text/tokenizer.h"
 #include "server/service/preprocessor.h"
-#include "tests/fixture_data.h"
+#include "tests/support/fixture_data.h"
 
 namespace rwkv::server::service {
 namespace {

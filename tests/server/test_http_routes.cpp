@@ -18,7 +18,7 @@
 #include "server/error_table.h"
 #include "server/http_server.h"
 #include "server/routes.h"
-#include "tests/fixture_data.h"
+#include "tests/support/fixture_data.h"
 
 namespace rwkv::server {
 namespace {

@@ -14,7 +14,7 @@
 
 #include "engine/model/device_matrix.h"
 #include "kernels/cuda/cuda_backend.h"
-#include "tests/fixture_data.h"
+#include "tests/support/fixture_data.h"
 
 namespace rwkv {
 namespace {

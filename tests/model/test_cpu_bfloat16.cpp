@@ -11,9 +11,9 @@
 #include "engine/io/random_model.h"
 #include "engine/model/engine.h"
 #include "kernels/cpu/gemm.h"
-#include "tests/fixture_data.h"
-#include "tests/random_tokens.h"
-#include "tests/vector_compare.h"
+#include "tests/support/fixture_data.h"
+#include "tests/support/random_tokens.h"
+#include "tests/support/vector_compare.h"
 
 namespace rwkv {
 namespace {

@@ -1,8 +1,8 @@
 // The engine on the CUDA backend: against the CPU backend on a random model of
 // the real 0.1B shape, against itself however sequences are batched, and with
 // recorded steps (CUDA graphs) against direct runs. Per dtype where it
-// matters. Op-level tests: tests/test_cuda_ops.cpp; the fixture cases:
-// tests/test_model_fixtures.cpp (Backends/ModelFixtures.*/cuda*). Every test
+// matters. Op-level tests: tests/model/test_cuda_ops.cpp; the fixture cases:
+// tests/model/test_model_fixtures.cpp (Backends/ModelFixtures.*/cuda*). Every test
 // skips where there is no CUDA device.
 #include <gtest/gtest.h>
 
@@ -14,9 +14,10 @@
 #include "engine/model/engine.h"
 #include "engine/text/tokenizer.h"
 #include "kernels/cuda/cuda_backend.h"
-#include "tests/backend_params.h"
-#include "tests/fixture_data.h"
-#include "tests/random_tokens.h"
+#include "tests/support/backend_params.h"
+#include "tests/support/fixture_data.h"
+#include "tests/support/fixture_outputs.h"
+#include "tests/support/random_tokens.h"
 
 namespace rwkv {
 namespace {

@@ -9,8 +9,8 @@
 
 #include "engine/io/random_model.h"
 #include "engine/model/engine.h"
-#include "tests/backend_params.h"
-#include "tests/random_tokens.h"
+#include "tests/support/backend_params.h"
+#include "tests/support/random_tokens.h"
 
 namespace rwkv {
 namespace {

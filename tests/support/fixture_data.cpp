@@ -1,4 +1,4 @@
-#include "tests/fixture_data.h"
+#include "tests/support/fixture_data.h"
 
 #include <algorithm>
 #include <cmath>

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
-#include "tests/vector_compare.h"
+#include "tests/support/vector_compare.h"
 
 namespace rwkv::kernels::cpu {
 namespace {

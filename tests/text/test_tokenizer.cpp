@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "engine/text/tokenizer.h"
-#include "tests/fixture_data.h"
+#include "tests/support/fixture_data.h"
 
 namespace rwkv {
 namespace {

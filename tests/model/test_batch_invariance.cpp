@@ -19,9 +19,9 @@
 #include "engine/io/random_model.h"
 #include "engine/model/engine.h"
 #include "engine/text/tokenizer.h"
-#include "tests/backend_params.h"
-#include "tests/fixture_data.h"
-#include "tests/random_tokens.h"
+#include "tests/support/backend_params.h"
+#include "tests/support/fixture_data.h"
+#include "tests/support/random_tokens.h"
 
 namespace rwkv {
 namespace {
@@ -37,7 +37,7 @@ struct Outputs {
 struct ModelCase {
   std::string name;
   size_t longest_text;  // the longest real text's ids used (time in CI)
-  std::string backend;  // as tests/backend_params.h names them
+  std::string backend;  // as tests/support/backend_params.h names them
   // Builds (embedding, reranker) checkpoints; null when it needs absent fixtures.
   std::function<std::unique_ptr<std::pair<io::Checkpoint, io::Checkpoint>>()> load;
 };

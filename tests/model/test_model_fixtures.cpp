@@ -14,8 +14,9 @@
 #include "engine/model/engine.h"
 #include "engine/text/prompt_templates.h"
 #include "engine/text/tokenizer.h"
-#include "tests/backend_params.h"
-#include "tests/fixture_data.h"
+#include "tests/support/backend_params.h"
+#include "tests/support/fixture_data.h"
+#include "tests/support/fixture_outputs.h"
 
 namespace rwkv {
 namespace {

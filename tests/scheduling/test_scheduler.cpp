@@ -13,7 +13,7 @@
 #include "engine/io/random_model.h"
 #include "engine/scheduling/scheduler.h"
 #include "engine/text/tokenizer.h"
-#include "tests/random_tokens.h"
+#include "tests/support/random_tokens.h"
 
 namespace rwkv {
 namespace {

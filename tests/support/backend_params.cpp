@@ -1,4 +1,4 @@
-#include "tests/backend_params.h"
+#include "tests/support/backend_params.h"
 
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_int8.h"
