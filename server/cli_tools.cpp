@@ -10,6 +10,7 @@
 #include "engine/io/checkpoint.h"
 #include "engine/model/engine.h"
 #include "engine/text/tokenizer.h"
+#include "server/service/postprocessor.h"
 #include "server/service/preprocessor.h"
 
 namespace rwkv::cli {
@@ -158,7 +159,7 @@ void add_embed_command(CLI::App& app) {
       if (e.empty())
         throw std::runtime_error("input " + std::to_string(i + 1) +
                                  " has no EOS token (65535) to pool");
-      if (!*raw) model::l2_normalize(e);
+      if (!*raw) server::service::l2_normalize(e);
       std::cout << json(e).dump() << '\n';
     }
   });
@@ -203,9 +204,11 @@ void add_rerank_command(CLI::App& app) {
     }
     for (size_t i = 0; i < results.size(); ++i) {
       const float logit = results[i].logit;
-      std::cout
-          << json{{"index", i}, {"score", model::rerank_score(logit)}, {"logit", logit}}.dump()
-          << '\n';
+      std::cout << json{{"index", i},
+                        {"score", server::service::rerank_score(logit)},
+                        {"logit", logit}}
+                       .dump()
+                << '\n';
     }
   });
 }

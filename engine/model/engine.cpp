@@ -249,14 +249,4 @@ std::vector<Engine::Result> Engine::run(std::span<const Sequence> sequences, Out
   return results;
 }
 
-double rerank_score(float logit) { return 1.0 / (1.0 + std::exp(-double(logit))); }
-
-void l2_normalize(std::vector<float>& v) {
-  double sq = 0;
-  for (float x : v) sq += double(x) * x;
-  if (sq == 0) return;
-  const float inv = static_cast<float>(1.0 / std::sqrt(sq));
-  for (float& x : v) x *= inv;
-}
-
 }  // namespace rwkv::model

@@ -135,10 +135,4 @@ class Engine {
   DeviceArray head_in_, head_out_, logits_;
 };
 
-// L2-normalizes v in place (a zero vector stays zero).
-void l2_normalize(std::vector<float>& v);
-
-// The reranker's relevance score in (0, 1): the sigmoid of its logit.
-double rerank_score(float logit);
-
 }  // namespace rwkv::model
