@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -23,11 +24,9 @@ constexpr double kMinBytesPerSecond = 64 * 1024;
 // How often an idle keep-alive connection looks whether the server is stopping.
 constexpr auto kIdleCheck = std::chrono::milliseconds(50);
 
-thread_local bool timed_out_here = false;
-thread_local Clock::time_point accepted_here{};  // of the connection being served
-thread_local bool close_requested_here = false;
-class DeadlineStream;
-thread_local const DeadlineStream* stream_here = nullptr;  // while a request is answered
+// When the connection a worker runs was accepted: httplib's pool runs a task
+// without arguments, so the pool hands this to the connection loop it calls.
+thread_local Clock::time_point accepted_here{};
 
 Clock::duration seconds_and_micros(time_t sec, time_t usec) {
   return std::chrono::seconds(sec) + std::chrono::microseconds(usec);
@@ -57,18 +56,61 @@ void socket_address(socket_t sock, bool peer, std::string& ip, int& port) {
   }
 }
 
-// A connection's socket whose reads end at the deadline of the request being read.
-class DeadlineStream final : public httplib::Stream {
+// httplib's pool, noting when each connection was accepted (queued).
+class AcceptTimePool final : public httplib::ThreadPool {
  public:
-  DeadlineStream(socket_t sock, Clock::duration read_timeout, Clock::duration write_timeout)
+  using httplib::ThreadPool::ThreadPool;
+  void enqueue(std::function<void()> fn) override {
+    httplib::ThreadPool::enqueue([fn = std::move(fn), accepted = Clock::now()] {
+      accepted_here = accepted;
+      fn();
+    });
+  }
+};
+
+// Writes a JSON error answer straight to the socket, then reads what the
+// client still sends until it closes (briefly): closing with unread bytes
+// would reset the connection before the client reads the answer.
+void answer_and_drain(socket_t sock, const api::ApiError& error, const std::string& reason,
+                      const std::string& headers, Clock::duration write_timeout) {
+  const std::string body = api::openai_error_body(error).dump();
+  const std::string response =
+      "HTTP/1.1 " + std::to_string(error.status) + " " + reason +
+      "\r\nContent-Type: application/json\r\n" + headers +
+      "Connection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  for (size_t done = 0; done < response.size();) {
+    if (wait_for(sock, POLLOUT, write_timeout) <= 0) return;
+    const ssize_t n = ::send(sock, response.data() + done, response.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    done += size_t(n);
+  }
+  ::shutdown(sock, SHUT_WR);
+  const Clock::time_point end = Clock::now() + std::chrono::seconds(1);
+  char sink[4096];
+  while (Clock::now() < end && wait_for(sock, POLLIN, end - Clock::now()) > 0)
+    if (::recv(sock, sink, sizeof(sink), MSG_DONTWAIT) <= 0) break;
+}
+
+}  // namespace
+
+// A connection's socket whose reads end at the deadline of the request being
+// read. A request that misses it is answered 408 here, after httplib is done:
+// what httplib writes for it then (its 400) is dropped.
+class DeadlineHttpServer::Connection final : public httplib::Stream {
+ public:
+  Connection(socket_t sock, Clock::duration read_timeout, Clock::duration write_timeout)
       : sock_(sock), read_timeout_(read_timeout), write_timeout_(write_timeout) {}
 
   // A request starts: it has one read timeout from `start` to arrive.
   void start_request(Clock::time_point start) {
     deadline_ = start + read_timeout_;
-    timed_out_here = false;
-    close_requested_here = false;
+    timed_out_ = false;
+    close_requested_ = false;
   }
+  bool timed_out() const { return timed_out_; }
+  void close_after_response() { close_requested_ = true; }
+  bool close_requested() const { return close_requested_; }
   // Bytes of the next (pipelined) request already read from the socket.
   bool has_buffered() const { return begin_ < end_; }
 
@@ -103,6 +145,7 @@ class DeadlineStream final : public httplib::Stream {
   }
 
   ssize_t write(const char* ptr, size_t size) override {
+    if (timed_out_) return ssize_t(size);
     if (!is_writable()) return -1;
     ssize_t n;
     do n = ::send(sock_, ptr, size, MSG_NOSIGNAL);
@@ -126,7 +169,7 @@ class DeadlineStream final : public httplib::Stream {
 
   ssize_t receive(char* into, size_t size) {
     const int ready = wait_for(sock_, POLLIN, read_wait());
-    if (ready == 0) timed_out_here = true;
+    if (ready == 0) timed_out_ = true;
     if (ready <= 0) return -1;
     ssize_t n;
     do n = ::recv(sock_, into, size, 0);
@@ -140,58 +183,31 @@ class DeadlineStream final : public httplib::Stream {
   const socket_t sock_;
   const Clock::duration read_timeout_, write_timeout_;
   Clock::time_point deadline_{};
+  bool timed_out_ = false;
+  std::atomic<bool> close_requested_{false};
   char buffer_[4096];
   size_t begin_ = 0, end_ = 0;
 };
-
-// httplib's pool, noting when each connection was accepted (queued).
-class AcceptTimePool final : public httplib::ThreadPool {
- public:
-  using httplib::ThreadPool::ThreadPool;
-  void enqueue(std::function<void()> fn) override {
-    httplib::ThreadPool::enqueue([fn = std::move(fn), accepted = Clock::now()] {
-      accepted_here = accepted;
-      fn();
-    });
-  }
-};
-
-// select(), which the system httplib uses, cannot watch such a socket.
-void refuse_connection(socket_t sock, Clock::duration write_timeout) {
-  const std::string body =
-      api::openai_error_body(api::ApiError::unavailable("too many open connections; retry later"))
-          .dump();
-  const std::string response =
-      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: "
-      "1\r\nConnection: close\r\nContent-Length: " +
-      std::to_string(body.size()) + "\r\n\r\n" + body;
-  for (size_t done = 0; done < response.size();) {
-    if (wait_for(sock, POLLOUT, write_timeout) <= 0) return;
-    const ssize_t n = ::send(sock, response.data() + done, response.size() - done, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    done += size_t(n);
-  }
-  // Read what the client sent until it closes (briefly): closing with unread
-  // bytes would reset the connection before the client reads the answer.
-  ::shutdown(sock, SHUT_WR);
-  const Clock::time_point end = Clock::now() + std::chrono::seconds(1);
-  char sink[4096];
-  while (Clock::now() < end && wait_for(sock, POLLIN, end - Clock::now()) > 0)
-    if (::recv(sock, sink, sizeof(sink), MSG_DONTWAIT) <= 0) break;
-}
-
-}  // namespace
 
 DeadlineHttpServer::DeadlineHttpServer(int threads) {
   new_task_queue = [threads] { return new AcceptTimePool(size_t(threads)); };
 }
 
-bool DeadlineHttpServer::request_timed_out() { return timed_out_here; }
+DeadlineHttpServer::Connection* DeadlineHttpServer::connection_of(
+    const httplib::Request& req) const {
+  const std::lock_guard lock(serving_mutex_);
+  const auto found = serving_.find(&req);
+  return found == serving_.end() ? nullptr : found->second;
+}
 
-void DeadlineHttpServer::close_after_response() { close_requested_here = true; }
+void DeadlineHttpServer::close_after_response(const httplib::Request& req) {
+  if (Connection* connection = connection_of(req)) connection->close_after_response();
+}
 
-bool DeadlineHttpServer::client_connected() { return !stream_here || stream_here->peer_open(); }
+bool DeadlineHttpServer::client_connected(const httplib::Request& req) const {
+  const Connection* connection = connection_of(req);
+  return !connection || connection->peer_open();
+}
 
 bool DeadlineHttpServer::wait_for_request(socket_t sock, Clock::time_point since) const {
   const Clock::time_point end = since + std::chrono::seconds(keep_alive_timeout_sec_);
@@ -207,20 +223,36 @@ bool DeadlineHttpServer::process_and_close_socket(socket_t sock) {
   const Clock::duration write_timeout = seconds_and_micros(write_timeout_sec_, write_timeout_usec_);
   bool ok = false;
   if (sock >= FD_SETSIZE) {
-    refuse_connection(sock, write_timeout);
+    answer_and_drain(sock, api::ApiError::unavailable("too many open connections; retry later"),
+                     "Service Unavailable", "Retry-After: 1\r\n", write_timeout);
   } else {
-    DeadlineStream stream(sock, seconds_and_micros(read_timeout_sec_, read_timeout_usec_),
+    Connection connection(sock, seconds_and_micros(read_timeout_sec_, read_timeout_usec_),
                           write_timeout);
     for (size_t left = keep_alive_max_count_; left > 0; --left) {
       const bool first = left == keep_alive_max_count_;
-      if (!stream.has_buffered() && !wait_for_request(sock, first ? accepted_here : Clock::now()))
+      if (!connection.has_buffered() &&
+          !wait_for_request(sock, first ? accepted_here : Clock::now()))
         break;
-      stream.start_request(first ? accepted_here : Clock::now());
+      connection.start_request(first ? accepted_here : Clock::now());
       bool closed = false;
-      stream_here = &stream;
-      ok = process_request(stream, left == 1, closed, nullptr);
-      stream_here = nullptr;
-      if (!ok || closed || timed_out_here || close_requested_here) break;
+      const httplib::Request* serving = nullptr;  // once its headers are read
+      ok = process_request(connection, left == 1, closed, [&](httplib::Request& req) {
+        serving = &req;
+        const std::lock_guard lock(serving_mutex_);
+        serving_.emplace(&req, &connection);
+      });
+      if (serving) {
+        const std::lock_guard lock(serving_mutex_);
+        serving_.erase(serving);
+      }
+      if (connection.timed_out())
+        answer_and_drain(sock,
+                         api::ApiError(408, "the request did not arrive within the read timeout"),
+                         "Request Timeout", "", write_timeout);
+      // A request that failed before its headers were read leaves bytes that
+      // are no request: the connection ends with its answer.
+      if (!ok || closed || !serving || connection.timed_out() || connection.close_requested())
+        break;
     }
   }
   ::shutdown(sock, SHUT_RDWR);

@@ -38,20 +38,6 @@ bool httplib_reads_body(const std::string& method) {
   return read.contains(method);
 }
 
-// Closes the connection after this answer: for a request whose bytes were not
-// all read, whose rest would otherwise be parsed as the next request.
-void close_after(httplib::Response& res) {
-  res.set_header("Connection", "close");
-  DeadlineHttpServer::close_after_response();
-}
-
-// The status and headers of `answer`.
-void write_head(const Response& answer, httplib::Response& res) {
-  res.status = answer.status;
-  for (const auto& [name, value] : answer.headers) res.set_header(name, value);
-  if (answer.close_connection) close_after(res);
-}
-
 Request request_value(const httplib::Request& req) {
   Request r;
   r.method = req.method;
@@ -69,6 +55,20 @@ Request request_value(const httplib::Request& req) {
 }
 
 }  // namespace
+
+// Closes the connection after this answer: for a request whose bytes were not
+// all read, whose rest would otherwise be parsed as the next request.
+void Router::close_after(const httplib::Request& req, httplib::Response& res) {
+  res.set_header("Connection", "close");
+  http_.close_after_response(req);
+}
+
+void Router::write_head(const Response& answer, const httplib::Request& req,
+                        httplib::Response& res) {
+  res.status = answer.status;
+  for (const auto& [name, value] : answer.headers) res.set_header(name, value);
+  if (answer.close_connection) close_after(req, res);
+}
 
 Router::Router(DeadlineHttpServer& http, RouterOptions options)
     : http_(http), options_(std::move(options)) {
@@ -100,8 +100,9 @@ void Router::finish(const Record& r, int status) {
   }
 }
 
-void Router::send(Response answer, httplib::Response& res, const Record& record) {
-  write_head(answer, res);
+void Router::send(Response answer, const httplib::Request& req, httplib::Response& res,
+                  const Record& record) {
+  write_head(answer, req, res);
   if (!answer.stream) {
     if (answer.status != 499) {  // set_content, without copying the body
       res.body = std::move(answer.body);
@@ -173,8 +174,8 @@ void Router::add(const RouteSpec& spec, Handler handler) {
     const Record record{req.method, req.path, spec.pattern, req.remote_addr};
     RequestContext ctx = context(
         spec, req.get_header_value("Authorization"),
-        [] { return !DeadlineHttpServer::client_connected(); }, req.method, req.path);
-    send(respond(spec, handler, request_value(req), ctx), res, record);
+        [this, &req] { return !http_.client_connected(req); }, req.method, req.path);
+    send(respond(spec, handler, request_value(req), ctx), req, res, record);
   };
   if (spec.method == "GET")
     http_.Get(spec.pattern, wrapped);
@@ -216,25 +217,20 @@ bool Router::screen(const httplib::Request& req, httplib::Response& res) {
       answer = method_not_allowed(routes, req.method);
   }
   if (!answer) {  // passes on to its handler, or to the 404
-    if (has_body(req) && !httplib_reads_body(req.method)) close_after(res);
+    if (has_body(req) && !httplib_reads_body(req.method)) close_after(req, res);
     return false;
   }
   answer->close_connection = has_body(req);  // answered before its body was read
   in_flight_++;
-  send(std::move(*answer), res,
+  send(std::move(*answer), req, res,
        {req.method, req.path, (route ? *route : routes.front()).pattern, req.remote_addr});
   return true;
 }
 
 void Router::answer_unread(const httplib::Request& req, httplib::Response& res) {
   Response answer;
-  if (DeadlineHttpServer::request_timed_out()) {
-    answer =
-        Response::error(ErrorStyle::kOpenAI,
-                        api::ApiError(408, "the request did not arrive within the read timeout"));
-    answer.close_connection = true;
-  } else if (res.status == 413 && req.get_header_value("Content-Type")
-                                      .starts_with("application/x-www-form-urlencoded")) {
+  if (res.status == 413 &&
+      req.get_header_value("Content-Type").starts_with("application/x-www-form-urlencoded")) {
     // httplib caps form bodies at 8 KiB; `curl --data-binary` sends that type by default.
     answer = Response::error(ErrorStyle::kOpenAI,
                              api::ApiError::payload_too_large(
@@ -263,7 +259,7 @@ void Router::answer_unread(const httplib::Request& req, httplib::Response& res) 
                                              "line, headers or multipart body)"));
     answer.close_connection = true;
   }
-  write_head(answer, res);
+  write_head(answer, req, res);
   res.set_content(answer.body, answer.content_type);
 }
 

@@ -2,8 +2,9 @@
 // HTTP server and answers everything around them in one place: the API key
 // (401) and the method (405) before a body is read, the shutdown (503), the
 // body limit (413), what a handler throws (through the failure map, in the
-// route's error shape), requests httplib could not read (400, 404, 408, 413),
-// and one metrics observation and one access-log line per request.
+// route's error shape), requests httplib could not read (400, 404, 413; the
+// deadline server answers 408 itself), and one metrics observation and one
+// access-log line per request.
 #pragma once
 
 #include <atomic>
@@ -64,7 +65,11 @@ class Router {
   // httplib's pre-routing handler: runs before httplib reads the body.
   bool screen(const httplib::Request& req, httplib::Response& res);
   void answer_unread(const httplib::Request& req, httplib::Response& res);
-  void send(Response answer, httplib::Response& res, const Record& record);
+  void send(Response answer, const httplib::Request& req, httplib::Response& res,
+            const Record& record);
+  // The status and headers of `answer` onto httplib's response.
+  void write_head(const Response& answer, const httplib::Request& req, httplib::Response& res);
+  void close_after(const httplib::Request& req, httplib::Response& res);
   Response method_not_allowed(const std::vector<RouteSpec>& routes, const std::string& method);
 
   DeadlineHttpServer& http_;
