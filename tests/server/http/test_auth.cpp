@@ -1,4 +1,4 @@
-// API-key checks (server/auth.h): which headers pass, and the state owner
+// API-key checks (server/http/auth.h): which headers pass, and the state owner
 // derived from a key. The constant time is by construction (digests of equal
 // length, an OR over every byte and every key, no early exit), not timed here.
 #include <gtest/gtest.h>
