@@ -7,9 +7,7 @@
 #include <utility>
 
 #include "api/api_error.h"
-#include "api/encoding.h"
 #include "api/json_fields.h"
-#include "api/request_id.h"
 
 namespace rwkv::api {
 
@@ -125,25 +123,6 @@ Truncate parse_truncate(const json& body) {
                               "truncate");
 }
 
-// One vector in the wire form of `type`.
-json encode_vector(const std::vector<float>& vector, EmbeddingType type) {
-  switch (type) {
-    case EmbeddingType::kFloat:
-      return float_array(vector);
-    case EmbeddingType::kInt8:
-      return quantize_int8(vector);
-    case EmbeddingType::kUint8:
-      return quantize_uint8(vector);
-    case EmbeddingType::kBinary:
-      return pack_binary(vector);
-    case EmbeddingType::kUbinary:
-      return pack_ubinary(vector);
-    case EmbeddingType::kBase64:
-      return floats_to_base64(vector);
-  }
-  return nullptr;
-}
-
 }  // namespace
 
 std::string_view embedding_type_name(EmbeddingType type) {
@@ -234,30 +213,6 @@ CohereEmbedRequest parse_cohere_embed_request(const json& body, int api_version,
         "embedding_types");
   }
   return request;
-}
-
-json cohere_embed_response(const CohereEmbedRequest& request,
-                           const std::vector<std::vector<float>>& vectors, int64_t input_tokens,
-                           std::string id) {
-  json embeddings;
-  if (request.by_type) {
-    embeddings = json::object();
-    for (const EmbeddingType type : request.embedding_types) {
-      json list = json::array();
-      for (const auto& vector : vectors) list.push_back(encode_vector(vector, type));
-      embeddings[std::string(embedding_type_name(type))] = std::move(list);
-    }
-  } else {
-    embeddings = json::array();
-    for (const auto& vector : vectors) embeddings.push_back(float_array(vector));
-  }
-  return {{"id", id.empty() ? random_uuid() : std::move(id)},
-          {"response_type", request.by_type ? "embeddings_by_type" : "embeddings_floats"},
-          {"embeddings", std::move(embeddings)},
-          {"texts", request.texts},
-          {"meta",
-           {{"api_version", {{"version", std::to_string(request.api_version)}}},
-            {"billed_units", {{"input_tokens", input_tokens}}}}}};
 }
 
 }  // namespace rwkv::api

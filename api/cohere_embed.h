@@ -1,5 +1,5 @@
-// Cohere `POST /v1/embed` and `/v2/embed`: request parsing and validation,
-// response body.
+// Cohere `POST /v1/embed` and `/v2/embed`: request parsing and validation
+// (its answer: api/response_bodies.h).
 #pragma once
 
 #include <cstdint>
@@ -49,17 +49,5 @@ struct CohereEmbedRequest {
 CohereEmbedRequest parse_cohere_embed_request(const nlohmann::json& body, int api_version,
                                               int model_dimension,
                                               const RequestLimits& limits = {});
-
-// The response for `request` (as parsed for the vectors' dimension) given one
-// vector per text (L2-normalized; int8/uint8/binary assume unit length).
-// v1 floats: {"id","response_type":"embeddings_floats","embeddings":[[...]],
-//             "texts","meta"}
-// otherwise: {"id","response_type":"embeddings_by_type",
-//             "embeddings":{"float":[[...]],"int8":[[...]],...},"texts","meta"}
-// with only the requested types, and meta = {"api_version":{"version":"1"|"2"},
-// "billed_units":{"input_tokens":N}}. A fresh random id when `id` is empty.
-nlohmann::json cohere_embed_response(const CohereEmbedRequest& request,
-                                     const std::vector<std::vector<float>>& vectors,
-                                     int64_t input_tokens, std::string id = {});
 
 }  // namespace rwkv::api

@@ -4,7 +4,6 @@
 #include <limits>
 
 #include "api/api_error.h"
-#include "api/encoding.h"
 #include "api/json_fields.h"
 #include "engine/text/tokenizer.h"
 
@@ -155,21 +154,6 @@ EmbeddingsRequest parse_embeddings_request(const json& body, const RequestLimits
   if (const auto normalize = optional_bool(body, "normalize")) request.normalize = *normalize;
   // `user` and unknown fields are ignored, as OpenAI-compatible servers do.
   return request;
-}
-
-json embeddings_response(const std::vector<std::vector<float>>& vectors, bool base64,
-                         const std::string& model, int64_t prompt_tokens) {
-  json data = json::array();
-  for (size_t i = 0; i < vectors.size(); ++i) {
-    data.push_back(
-        {{"object", "embedding"},
-         {"index", i},
-         {"embedding", base64 ? json(floats_to_base64(vectors[i])) : float_array(vectors[i])}});
-  }
-  return {{"object", "list"},
-          {"data", std::move(data)},
-          {"model", model},
-          {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}};
 }
 
 }  // namespace rwkv::api

@@ -1,4 +1,5 @@
-// OpenAI `POST /v1/embeddings`: request parsing and validation, response body.
+// OpenAI `POST /v1/embeddings`: request parsing and validation (its answer:
+// api/response_bodies.h).
 #pragma once
 
 #include <cstdint>
@@ -36,11 +37,5 @@ struct EmbeddingsRequest {
 // `limits` allow.
 EmbeddingsRequest parse_embeddings_request(const nlohmann::json& body,
                                            const RequestLimits& limits = {});
-
-// {"object":"list","data":[{"object":"embedding","index":i,"embedding":...}],
-//  "model":...,"usage":{"prompt_tokens":N,"total_tokens":N}}, with each
-// embedding a float array or base64 of little-endian float32.
-nlohmann::json embeddings_response(const std::vector<std::vector<float>>& vectors, bool base64,
-                                   const std::string& model, int64_t prompt_tokens);
 
 }  // namespace rwkv::api

@@ -1,11 +1,10 @@
-// Rerank requests and responses: Cohere `/v1/rerank` (also the Jina shape),
-// Cohere `/v2/rerank`, and TEI's `/rerank` (`texts`, bare-array response).
+// Rerank requests: Cohere `/v1/rerank` (also the Jina shape), Cohere
+// `/v2/rerank`, and TEI's `/rerank` (`texts`); their answers: api/response_bodies.h.
 #pragma once
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <span>
 #include <string>
 #include <vector>
 
@@ -56,24 +55,5 @@ struct RerankRequest {
 //    written as JSON.
 RerankRequest parse_rerank_request(const nlohmann::json& body, RerankApi api,
                                    const RequestLimits& limits = {});
-
-// Indices of the `top_n` best scores, highest first; ties keep the lower
-// index first; NaN ranks last.
-std::vector<size_t> rank_order(std::span<const float> scores, size_t top_n);
-
-// Cohere search units: one per query per started 100 documents.
-int64_t search_units(size_t document_count);
-
-// The response for `request`, given one score per document in request order
-// (throws std::invalid_argument on a count mismatch). `model` is the served
-// name; a fresh random id when `id` is empty.
-// Cohere / Jina:
-//   {"id","results":[{"index","relevance_score","document"?}],
-//    "meta":{"api_version":{"version":"1"|"2"},"billed_units":{"search_units"},
-//            "tokens":{"input_tokens"}},
-//    "model","usage":{"prompt_tokens","total_tokens"}}
-// TEI: [{"index","score","text"?}] (text only for text documents).
-nlohmann::json rerank_response(const RerankRequest& request, std::span<const float> scores,
-                               const std::string& model, int64_t input_tokens, std::string id = {});
 
 }  // namespace rwkv::api

@@ -3,6 +3,7 @@
 #include "api/cohere_embed.h"
 #include "api/json_fields.h"
 #include "api/openai_embeddings.h"
+#include "api/response_bodies.h"
 #include "server/routes.h"
 #include "server/service/embedding_service.h"
 

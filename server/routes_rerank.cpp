@@ -4,6 +4,7 @@
 
 #include "api/json_fields.h"
 #include "api/rerank.h"
+#include "api/response_bodies.h"
 #include "server/routes.h"
 #include "server/service/rerank_service.h"
 

@@ -21,6 +21,7 @@
 #include "api/limits.h"
 #include "api/openai_embeddings.h"
 #include "api/rerank.h"
+#include "api/response_bodies.h"
 
 namespace rwkv::api {
 

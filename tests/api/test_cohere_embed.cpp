@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "api/input_protocol.h"
+#include "api/response_bodies.h"
 #include "tests/api/api_test_helpers.h"
 
 namespace rwkv::api {

@@ -1,6 +1,6 @@
-// api/rerank.h: rerank requests for Cohere v1/v2, Jina and TEI (documents,
-// query, top_n, limits), the rank order and search units, and the exact
-// response shapes.
+// api/rerank.h and api/response_bodies.h: rerank requests for Cohere v1/v2, Jina and TEI
+// (documents, query, top_n, limits), the rank order and search units, and the exact response
+// shapes.
 #include <gtest/gtest.h>
 
 #include <string>

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "api/cohere_embed.h"
+#include "api/response_bodies.h"
 #include "tests/fuzz/fuzz_support.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "api/openai_embeddings.h"
+#include "api/response_bodies.h"
 #include "engine/text/tokenizer.h"
 #include "tests/fuzz/fuzz_support.h"
 
