@@ -14,6 +14,7 @@
 
 #include "engine/common/head_size.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_int8.h"
 #include "kernels/cpu/wkv7.h"
@@ -155,25 +156,25 @@ class CpuBackend final : public Backend {
   }
 
   void activate(Activation act, size_t n, float* x) override {
+    if (act == Activation::kRelu || act == Activation::kReluSquared) {
+      // Blocks of 64 KiB: whole vectors, a block per thread at a time.
+      constexpr size_t kBlock = 16384;
+      const int64_t blocks = int64_t((n + kBlock - 1) / kBlock);
+#pragma omp parallel for schedule(static)
+      for (int64_t b = 0; b < blocks; ++b) {
+        float* block = x + size_t(b) * kBlock;
+        const size_t count = std::min(kBlock, n - size_t(b) * kBlock);
+        if (act == Activation::kRelu)
+          cpu::relu(block, count);
+        else
+          cpu::relu_squared(block, count);
+      }
+      return;
+    }
     const int64_t count = static_cast<int64_t>(n);
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < count; ++i) {
-      const float v = x[i];
-      switch (act) {
-        case Activation::kTanh:
-          x[i] = std::tanh(v);
-          break;
-        case Activation::kSigmoid:
-          x[i] = sigmoid(v);
-          break;
-        case Activation::kRelu:
-          x[i] = v > 0 ? v : 0;
-          break;
-        case Activation::kReluSquared:
-          x[i] = v > 0 ? v * v : 0;
-          break;
-      }
-    }
+    for (int64_t i = 0; i < count; ++i)
+      x[i] = act == Activation::kTanh ? std::tanh(x[i]) : sigmoid(x[i]);
   }
 
   void add_bias(int rows, int C, const float* bias, float* x) override {
