@@ -341,8 +341,10 @@ def test_sigterm_under_load_finishes_accepted_work_and_keeps_accepted_states(mak
     assert create_state(server, "early", "a state stored before the signal").status_code == 200
     assert upload(server, "uploaded", server.get("/v1/states/early/content").content).status_code == 201
     before = stored(server)
-    # In flight when the signal comes.
-    texts = [text_of(3000, 10 + i) for i in range(6)]
+    # In flight when the signal comes, and long enough to still be computing when the late
+    # requests below arrive (with 3,000 words each the drain once ended between two of them, and
+    # the server had stopped listening).
+    texts = [text_of(12000, 10 + i) for i in range(6)]
     jobs = [("/v1/embeddings", {"input": t}) for t in texts[:4]]
     jobs += [("/v1/states", {"documents": [{"text": t, "id": f"in-flight-{i}"}]}) for i, t in enumerate(texts[4:])]
     results = [None] * len(jobs)
