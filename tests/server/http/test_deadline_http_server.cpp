@@ -80,9 +80,12 @@ size_t count(const std::string& text, const std::string& what) {
 
 const std::string kGet = "GET /answer HTTP/1.1\r\nHost: x\r\n\r\n";
 
+// In each test what a handler writes is declared before the server, so that it
+// outlives the handler threads the server's destructor joins.
+
 TEST(DeadlineHttpServer, AHandlerSeesItsClientGo) {
-  LoopbackServer server;
   std::atomic<bool> seen_connected{false}, seen_gone{false};
+  LoopbackServer server;
   server.http().Get("/wait", [&](const httplib::Request& req, httplib::Response& res) {
     seen_connected = server.http().client_connected(req);
     for (auto end = std::chrono::steady_clock::now() + 10s;
@@ -122,9 +125,9 @@ TEST(DeadlineHttpServer, CloseAfterResponseEndsTheConnectionOfThatRequestOnly) {
 }
 
 TEST(DeadlineHttpServer, ARequestThatMissesItsDeadlineIsAnswered408AndClosed) {
+  std::atomic<int> handled{0};
   LoopbackServer server;
   server.http().set_read_timeout(1, 0);
-  std::atomic<int> handled{0};
   server.http().Post("/answer", [&](const httplib::Request&, httplib::Response& res) {
     handled++;
     res.set_content("ok", "text/plain");
