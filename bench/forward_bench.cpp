@@ -6,7 +6,10 @@
 // included) to sgemm FLOP/s; then our product kernels alone on the model's
 // shapes, per dtype (input conversion included), in GFLOP/s.
 //
-//   forward_bench [--quick] [--threads N]
+//   forward_bench [--quick] [--threads N] [--dtype NAME] [--case TxB] [--reps N]
+//
+// --dtype and --case narrow the run to one dtype and one shape (for perf);
+// --reps sets the timed repetitions (best of them is printed).
 #include <cblas.h>
 
 #include <algorithm>
@@ -113,28 +116,52 @@ std::string cpu_description() {
 
 int main(int argc, char** argv) {
   bool quick = false;
-  int threads = 0;
+  int threads = 0, reps_option = 0, case_t = 0, case_b = 0;
+  const char* only_dtype = nullptr;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick"))
       quick = true;
     else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc)
       threads = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--dtype") && i + 1 < argc)
+      only_dtype = argv[++i];
+    else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc)
+      reps_option = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--case") && i + 1 < argc &&
+             std::sscanf(argv[++i], "%dx%d", &case_t, &case_b) == 2 && case_t > 0 && case_b > 0)
+      continue;
+    else {
+      std::fprintf(stderr,
+                   "usage: forward_bench [--quick] [--threads N] [--dtype NAME] [--case TxB] "
+                   "[--reps N]\n");
+      return 2;
+    }
   }
   const rwkv::io::ModelShape shape = rwkv::io::ModelShape::tiny_01b();
   const rwkv::io::Checkpoint ckpt = rwkv::io::make_random_embedding_checkpoint(shape, 1);
   const auto gemms = model_gemms(shape);
-  const int reps = quick ? 1 : 2;
+  const int reps = reps_option > 0 ? reps_option : quick ? 1 : 2;
 
   struct Case {
     int T, B;
   };
-  const std::vector<Case> cases = quick
+  const std::vector<Case> cases = case_t > 0 ? std::vector<Case>{{case_t, case_b}}
+                                  : quick
                                       ? std::vector<Case>{{128, 4}, {512, 2}}
                                       : std::vector<Case>{{128, 1}, {128, 8},  {128, 32}, {512, 1},
                                                           {512, 8}, {2048, 1}, {2048, 4}};
   std::vector<rwkv::kernels::MatmulDtype> dtypes = {rwkv::kernels::MatmulDtype::kFloat32};
   if (rwkv::kernels::cpu::has_bf16()) dtypes.push_back(rwkv::kernels::MatmulDtype::kBFloat16);
   if (rwkv::kernels::cpu::has_vnni()) dtypes.push_back(rwkv::kernels::MatmulDtype::kInt8);
+  if (only_dtype) {
+    std::erase_if(dtypes, [&](auto d) {
+      return rwkv::kernels::matmul_dtype_name(d) != std::string(only_dtype);
+    });
+    if (dtypes.empty()) {
+      std::fprintf(stderr, "forward_bench: dtype %s is not available on this CPU\n", only_dtype);
+      return 2;
+    }
+  }
   std::printf("cpu: %s; product kernel %s\n", cpu_description().c_str(),
               rwkv::kernels::cpu::isa_name(rwkv::kernels::cpu::best_isa()));
   std::printf("model: random, L=%d C=%d H=%d F=%d; matrix FLOPs/token = %.1f M\n", shape.layers,
@@ -178,14 +205,20 @@ int main(int argc, char** argv) {
   std::printf("%8s %10s", "M", "sgemm");
   for (const auto dtype : dtypes) std::printf(" %18s", rwkv::kernels::matmul_dtype_name(dtype));
   std::printf("\n");
-  for (const int M : quick ? std::vector<int>{512} : std::vector<int>{16, 128, 1024, 4096}) {
+  const std::vector<int> kernel_rows = case_t > 0 ? std::vector<int>{case_t * case_b}
+                                       : quick    ? std::vector<int>{512}
+                                                  : std::vector<int>{16, 128, 1024, 4096};
+  for (const int M : kernel_rows) {
     const double flops = gemm_flops(gemms, M);
     std::printf("%8d %10.1f", M, flops / time_bare_sgemm(gemms, M, reps + 1) / 1e9);
     double f32 = 0;
     for (const auto dtype : dtypes) {
       const double rate = flops / time_kernels(dtype, threads, gemms, M, reps + 1) / 1e9;
       if (dtype == rwkv::kernels::MatmulDtype::kFloat32) f32 = rate;
-      std::printf(" %9.1f (%5.2fx)", rate, rate / f32);
+      if (f32 > 0)
+        std::printf(" %9.1f (%5.2fx)", rate, rate / f32);
+      else
+        std::printf(" %18.1f", rate);
     }
     std::printf("\n");
     std::fflush(stdout);

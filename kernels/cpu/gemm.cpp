@@ -190,13 +190,7 @@ void blocked_product(int M, int N, int K, const T* x, const T* packed, float* y,
     return;
   }
   const int panels = (N + kPanel - 1) / kPanel;
-  const int blocks = (M + kMc - 1) / kMc;
-  // A work item is one row block × one panel; consecutive items of a thread
-  // share the row block, which stays in its L2.
-#pragma omp parallel for schedule(static)
-  for (int item = 0; item < blocks * panels; ++item) {
-    const int block = item / panels, p = item % panels;
-    const int m_end = std::min(M, (block + 1) * kMc);
+  detail::for_each_block_panel(M, panels, kMc, [&](int m_begin, int m_end, int p) {
     TileOf<T> t;
     t.lda = K;
     t.ldc = N;
@@ -205,13 +199,13 @@ void blocked_product(int M, int N, int K, const T* x, const T* packed, float* y,
       t.kc = std::min(kKc, K - k0);
       t.b = packed + (size_t(p) * K + k0) * kPanel;
       t.load_c = accumulate || k0 > 0;
-      for (int m = block * kMc; m < m_end; m += height) {
+      for (int m = m_begin; m < m_end; m += height) {
         t.a = x + int64_t(m) * K + k0;
         t.c = y + int64_t(m) * N + p * kPanel;
         tile(std::min(height, m_end - m), t);
       }
     }
-  }
+  });
 }
 
 int even(int k) { return k + (k & 1); }

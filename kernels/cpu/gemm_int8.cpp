@@ -339,11 +339,7 @@ void gemm_int8(int M, int N, int K, const uint8_t* x, const RowQuant* rows, cons
   const int depth = int8_depth(K), height = tile_height(isa);
   const PackedInt8 w = layout(packed, N, depth);
   const int panels = (N + kPanel - 1) / kPanel;
-  const int blocks = (M + kMc - 1) / kMc;
-#pragma omp parallel for schedule(static)
-  for (int item = 0; item < blocks * panels; ++item) {
-    const int block = item / panels, p = item % panels;
-    const int m_end = std::min(M, (block + 1) * kMc);
+  detail::for_each_block_panel(M, panels, kMc, [&](int m_begin, int m_end, int p) {
     Tile t;
     t.depth = depth;
     t.b = w.panels + size_t(p) * kPanel * depth;
@@ -352,13 +348,13 @@ void gemm_int8(int M, int N, int K, const uint8_t* x, const RowQuant* rows, cons
     t.ldc = N;
     t.ncols = std::min(kPanel, N - p * kPanel);
     t.load_c = accumulate;
-    for (int m = block * kMc; m < m_end; m += height) {
+    for (int m = m_begin; m < m_end; m += height) {
       t.a = x + int64_t(m) * depth;
       t.quant = rows + m;
       t.c = y + int64_t(m) * N + p * kPanel;
       int8_tile(isa, std::min(height, m_end - m), t);
     }
-  }
+  });
 }
 
 }  // namespace rwkv::kernels::cpu
