@@ -14,7 +14,7 @@ BUILD_ONLY=0
 
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
-  libopenblas-openmp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
+  libopenblas-openmp-dev libsleef-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libcpp-httplib-dev libssl-dev libzip-dev libcli11-dev prometheus-cpp-dev
   libhiredis-dev libgtest-dev libgmock-dev
   python3 python3-pip python3-yaml

@@ -24,8 +24,6 @@ namespace {
 
 using common::kHeadSize;
 
-inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
-
 // Mean and 1/sqrt(var + eps) of n floats, accumulated in double so long rows
 // and large offsets keep float32 accuracy.
 inline void moments(const float* x, int n, float eps, float& mean, float& rstd) {
@@ -156,25 +154,28 @@ class CpuBackend final : public Backend {
   }
 
   void activate(Activation act, size_t n, float* x) override {
-    if (act == Activation::kRelu || act == Activation::kReluSquared) {
-      // Blocks of 64 KiB: whole vectors, a block per thread at a time.
-      constexpr size_t kBlock = 16384;
-      const int64_t blocks = int64_t((n + kBlock - 1) / kBlock);
+    // Blocks of 64 KiB: whole vectors, a block per thread at a time.
+    constexpr size_t kBlock = 16384;
+    const int64_t blocks = int64_t((n + kBlock - 1) / kBlock);
 #pragma omp parallel for schedule(static)
-      for (int64_t b = 0; b < blocks; ++b) {
-        float* block = x + size_t(b) * kBlock;
-        const size_t count = std::min(kBlock, n - size_t(b) * kBlock);
-        if (act == Activation::kRelu)
+    for (int64_t b = 0; b < blocks; ++b) {
+      float* block = x + size_t(b) * kBlock;
+      const size_t count = std::min(kBlock, n - size_t(b) * kBlock);
+      switch (act) {
+        case Activation::kRelu:
           cpu::relu(block, count);
-        else
+          break;
+        case Activation::kReluSquared:
           cpu::relu_squared(block, count);
+          break;
+        case Activation::kTanh:
+          cpu::tanh(block, count);
+          break;
+        case Activation::kSigmoid:
+          cpu::sigmoid(block, count);
+          break;
       }
-      return;
     }
-    const int64_t count = static_cast<int64_t>(n);
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < count; ++i)
-      x[i] = act == Activation::kTanh ? std::tanh(x[i]) : sigmoid(x[i]);
   }
 
   void add_bias(int rows, int C, const float* bias, float* x) override {
@@ -203,16 +204,22 @@ class CpuBackend final : public Backend {
       float* v = p.v + row;
       float* a = p.a + row;
       float* b = p.b + row;
-      for (int c = 0; c < C; ++c) {
-        w[c] = std::exp(-decay_scale * sigmoid(p.w0[c] + w[c]));
-        a[c] = sigmoid(p.a0[c] + a[c]);
-      }
+      // Each formula in passes over the row: the transcendental ones vectorized.
+      for (int c = 0; c < C; ++c) w[c] += p.w0[c];
+      cpu::sigmoid(w, C);
+      for (int c = 0; c < C; ++c) w[c] *= -decay_scale;
+      cpu::exp(w, C);  // w = exp(-e^-0.5 · sigmoid(w0 + w))
+      for (int c = 0; c < C; ++c) a[c] += p.a0[c];
+      cpu::sigmoid(a, C);  // a = sigmoid(a0 + a)
       if (p.v0 == nullptr) {
         std::memcpy(p.v_first + row, v, sizeof(float) * C);
       } else {
+        // b holds the value gate until it holds kk below.
         const float* gate = p.v_gate + row;
         const float* first = p.v_first + row;
-        for (int c = 0; c < C; ++c) v[c] += (first[c] - v[c]) * sigmoid(p.v0[c] + gate[c]);
+        for (int c = 0; c < C; ++c) b[c] = p.v0[c] + gate[c];
+        cpu::sigmoid(b, C);
+        for (int c = 0; c < C; ++c) v[c] += (first[c] - v[c]) * b[c];
       }
       // kk = per-head L2-normalized k * k_k; b holds kk until the end.
       for (int h = 0; h < C; h += kHeadSize) {
