@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "engine/common/dtype.h"
 #include "kernels/cpu/tile_helpers.h"
 
 namespace rwkv::kernels::cpu {
@@ -210,12 +211,29 @@ void blocked_product(int M, int N, int K, const T* x, const T* packed, float* y,
 
 int even(int k) { return k + (k & 1); }
 
-uint16_t bfloat16_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof(u));
-  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return uint16_t((u >> 16) | 0x40);  // quiet NaN
-  return uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);                 // round to nearest even
+// The row's bfloat16 bits as common::float_to_bfloat16 gives them (nearest
+// even, NaN quiet), 16 at a time: vcvtneps2bf16 would flush subnormals.
+// (GCC 12 wrongly warns that the unmasked AVX-512 intrinsics read an
+// uninitialized value when inlined into a target function.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f"))) void round_row_bf16_avx512(const float* x, int K,
+                                                              uint16_t* out) {
+  const __m512i one = _mm512_set1_epi32(1), half = _mm512_set1_epi32(0x7FFF);
+  const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF), inf = _mm512_set1_epi32(0x7F800000);
+  const __m512i quiet = _mm512_set1_epi32(0x40);
+  for (int k = 0; k < K; k += 16) {
+    const __mmask16 m = lane_mask(K - k);
+    const __m512i u = _mm512_maskz_loadu_epi32(m, x + k);
+    const __m512i high = _mm512_srli_epi32(u, 16);
+    const __m512i rounded = _mm512_srli_epi32(
+        _mm512_add_epi32(_mm512_add_epi32(u, half), _mm512_and_si512(high, one)), 16);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs_mask), inf);
+    const __m512i bits = _mm512_mask_mov_epi32(rounded, nan, _mm512_or_si512(high, quiet));
+    _mm512_mask_cvtepi32_storeu_epi16(out + k, m, bits);
+  }
 }
+#pragma GCC diagnostic pop
 
 }  // namespace
 
@@ -281,12 +299,15 @@ void pack_weights_bf16(const uint16_t* w, int rows, int cols, uint16_t* packed) 
   }
 }
 
-void round_to_bf16(int M, int K, const float* x, uint16_t* out) {
+void round_to_bf16(int M, int K, const float* x, uint16_t* out, Isa isa) {
   const int depth = even(K);
 #pragma omp parallel for schedule(static)
   for (int m = 0; m < M; ++m) {
     uint16_t* row = out + int64_t(m) * depth;
-    for (int k = 0; k < K; ++k) row[k] = bfloat16_bits(x[int64_t(m) * K + k]);
+    if (isa == Isa::kAvx512)
+      round_row_bf16_avx512(x + int64_t(m) * K, K, row);
+    else
+      for (int k = 0; k < K; ++k) row[k] = common::float_to_bfloat16(x[int64_t(m) * K + k]);
     if (depth > K) row[K] = 0;
   }
 }

@@ -46,8 +46,9 @@ bool has_bf16();
 size_t packed_bf16_size(int rows, int cols);
 // w: row-major [rows, cols] bfloat16 bits.
 void pack_weights_bf16(const uint16_t* w, int rows, int cols, uint16_t* packed);
-// out[M, K rounded up to even] = x[M, K] rounded to bfloat16 (a zero pads odd K).
-void round_to_bf16(int M, int K, const float* x, uint16_t* out);
+// out[M, K rounded up to even] = x[M, K] rounded to bfloat16 as
+// common::float_to_bfloat16 does, in every kernel (a zero pads odd K).
+void round_to_bf16(int M, int K, const float* x, uint16_t* out, Isa isa = best_isa());
 // y[M, N] = x · Wᵀ (+ y) with x from round_to_bf16 and W from pack_weights_bf16.
 void gemm_bf16(int M, int N, int K, const uint16_t* x, const uint16_t* packed, float* y,
                bool accumulate);

@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/common/dtype.h"
 #include "kernels/cpu/gemm.h"
 #include "tests/support/vector_compare.h"
 
@@ -99,6 +101,31 @@ TEST(CpuGemm, LeadingRowsDoNotDependOnTheRowCount) {
     gemm(M, N, K, x.data(), packed.data(), y.data(), false);
     const int rows = std::min(M, 16);
     EXPECT_EQ(0, std::memcmp(y.data(), first.data(), sizeof(float) * rows * N)) << "M=" << M;
+  }
+}
+
+// The AVX-512 rounding gives common::float_to_bfloat16's bits: ties to even,
+// NaN quiet, infinities, subnormals (not flushed), every tail length.
+TEST(CpuGemm, Bfloat16RoundingOfEveryKernelIsTheScalarOne) {
+  std::mt19937 rng(17);
+  std::uniform_int_distribution<uint32_t> any_bits;
+  for (int K : {1, 2, 15, 16, 17, 301}) {
+    const int M = 3;
+    std::vector<float> x(size_t(M) * K);
+    const uint32_t special[] = {0x00000000u, 0x80000000u, 0x7F800000u, 0xFF800000u, 0x7FC00000u,
+                                0xFF800001u, 0x7F800001u, 0x00000001u, 0x807FFFFFu, 0x3F808000u,
+                                0x3F818000u, 0x3F808001u, 0x7F7FFFFFu, 0xFFFFFFFFu};
+    for (size_t i = 0; i < x.size(); ++i)
+      x[i] = std::bit_cast<float>(i % 2 ? special[(i / 2) % std::size(special)] : any_bits(rng));
+    std::vector<uint16_t> want(size_t(M) * (K + K % 2));
+    for (int m = 0; m < M; ++m)
+      for (int k = 0; k < K; ++k)
+        want[size_t(m) * (K + K % 2) + k] = common::float_to_bfloat16(x[size_t(m) * K + k]);
+    for (const Isa isa : {Isa::kPortable, best_isa()}) {
+      std::vector<uint16_t> got(want.size(), 0xABCD);
+      round_to_bf16(M, K, x.data(), got.data(), isa);
+      EXPECT_EQ(got, want) << isa_name(isa) << " K=" << K;
+    }
   }
 }
 

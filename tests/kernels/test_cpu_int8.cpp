@@ -112,12 +112,14 @@ TEST(CpuInt8, VectorQuantizationGivesThePortableBytes) {
     std::vector<uint8_t> want(size_t(M) * depth, 1), got(size_t(M) * depth, 2);
     std::vector<RowQuant> want_rows(M), got_rows(M);
     kernels::cpu::quantize_rows(M, K, x.data(), want.data(), want_rows.data(), Int8Isa::kPortable);
-    kernels::cpu::quantize_rows(M, K, x.data(), got.data(), got_rows.data(),
-                                kernels::cpu::best_int8_isa());
-    EXPECT_EQ(got, want) << "K=" << K;
-    for (int m = 0; m < M; ++m) {
-      EXPECT_EQ(got_rows[m].scale, want_rows[m].scale) << "K=" << K << " row " << m;
-      EXPECT_EQ(got_rows[m].zero, want_rows[m].zero) << "K=" << K << " row " << m;
+    for (const Int8Isa isa : runnable_int8_isas()) {
+      kernels::cpu::quantize_rows(M, K, x.data(), got.data(), got_rows.data(), isa);
+      const char* name = kernels::cpu::int8_isa_name(isa);
+      EXPECT_EQ(got, want) << name << " K=" << K;
+      for (int m = 0; m < M; ++m) {
+        EXPECT_EQ(got_rows[m].scale, want_rows[m].scale) << name << " K=" << K << " row " << m;
+        EXPECT_EQ(got_rows[m].zero, want_rows[m].zero) << name << " K=" << K << " row " << m;
+      }
     }
   }
 }
