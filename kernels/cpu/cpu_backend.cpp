@@ -64,12 +64,13 @@ class CpuBackend final : public Backend {
   // In bfloat16 and int8 modes every matrix but the small float32 ones off
   // the hot path (the task heads) takes that dtype (bfloat16's range is
   // float32's, so relu² inputs fit; int8 scales each row of them). int8
-  // keeps the LoRA factors float32 too: 6% of the FLOPs, and in int8 they
-  // cost the 0.1B shape most of its accuracy (bench/README.md).
+  // keeps the LoRA factors out of int8: 6% of the FLOPs, and in int8 they
+  // cost the 0.1B shape most of its accuracy (bench/README.md). They take
+  // bfloat16 where the CPU has it (twice float32's rate), else float32.
   MatmulDtype matrix_dtype(int, int, MatrixInput input) const override {
     if (input == MatrixInput::kFloat32) return MatmulDtype::kFloat32;
     if (input == MatrixInput::kLowRank && dtype_ == MatmulDtype::kInt8)
-      return MatmulDtype::kFloat32;
+      return cpu::has_bf16() ? MatmulDtype::kBFloat16 : MatmulDtype::kFloat32;
     return dtype_;
   }
   // Matrices are stored in the packed layouts of the product kernels.
