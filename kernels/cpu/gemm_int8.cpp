@@ -82,11 +82,23 @@ __attribute__((target("avx512f,avx512vnni"), always_inline)) inline void rescale
 template <int MR>
 __attribute__((target("avx512f,avx512vnni"))) void tile_avx512_vnni(const Tile& t) {
   __m512i acc0[MR], acc1[MR];
-  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm512_setzero_si512();
   const int lda = t.depth;
   const uint8_t* a = t.a;
   const int8_t* b = t.b;
-  for (int k = 0; k < t.depth; k += 4, a += 4, b += 4 * kPanel) {
+  // The first k step starts the accumulators from zero in registers (zeroed
+  // in a loop, GCC wrote them to the stack with rep stos: 7% of the time).
+  {
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
+    for (int i = 0; i < MR; ++i) {
+      const __m512i ai = _mm512_set1_epi32(four_bytes(a + int64_t(i) * lda));
+      acc0[i] = _mm512_dpbusd_epi32(zero, ai, b0);
+      acc1[i] = _mm512_dpbusd_epi32(zero, ai, b1);
+    }
+    a += 4;
+    b += 4 * kPanel;
+  }
+  for (int k = 4; k < t.depth; k += 4, a += 4, b += 4 * kPanel) {
     const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
     for (int i = 0; i < MR; ++i) {
       const __m512i ai = _mm512_set1_epi32(four_bytes(a + int64_t(i) * lda));
@@ -370,6 +382,10 @@ void quantize_rows(int M, int K, const float* x, uint8_t* out, RowQuant* rows, I
 void gemm_int8(int M, int N, int K, const uint8_t* x, const RowQuant* rows, const void* packed,
                float* y, bool accumulate, Int8Isa isa) {
   if (M <= 0 || N <= 0) return;
+  if (K == 0) {  // empty sums (the tiles take at least one k step)
+    if (!accumulate) std::memset(y, 0, sizeof(float) * size_t(M) * N);
+    return;
+  }
   const int depth = int8_depth(K), height = tile_height(isa);
   const PackedInt8 w = layout(packed, N, depth);
   const int panels = (N + kPanel - 1) / kPanel;

@@ -124,6 +124,18 @@ TEST(CpuInt8, VectorQuantizationGivesThePortableBytes) {
   }
 }
 
+// A depth of 0 (no k step to run) is the empty sum: 0, or y unchanged.
+TEST(CpuInt8, AnEmptyDepthGivesZerosOrLeavesY) {
+  std::mt19937 rng(3);
+  const Operands op(3, 5, 0, rng);
+  const auto y0 = random_floats(15, rng);
+  for (Int8Isa isa : runnable_int8_isas()) {
+    EXPECT_EQ(op.product(3, isa, y0, true), y0) << kernels::cpu::int8_isa_name(isa);
+    EXPECT_EQ(op.product(3, isa, y0, false), std::vector<float>(15, 0.0f))
+        << kernels::cpu::int8_isa_name(isa);
+  }
+}
+
 // The property the server relies on: the first rows of a product do not
 // change when more rows share the call, or with the thread count.
 TEST(CpuInt8, LeadingRowsDoNotDependOnTheRowCountOrThreads) {
