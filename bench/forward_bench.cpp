@@ -16,12 +16,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "bench/cpu_description.h"
 #include "bench/model_gemms.h"
 #include "engine/io/random_model.h"
 #include "engine/model/device_matrix.h"
@@ -93,25 +93,6 @@ double time_kernels(rwkv::kernels::MatmulDtype dtype, int threads, const std::ve
   return best;
 }
 
-// "AMD EPYC ... [avx2 avx512f avx512_bf16 ...]" from /proc/cpuinfo.
-std::string cpu_description() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line, model = "unknown CPU", flags;
-  while (std::getline(in, line)) {
-    const auto value = line.substr(line.find(':') + 2 <= line.size() ? line.find(':') + 2 : 0);
-    if (line.starts_with("model name") && model == "unknown CPU") model = value;
-    if (line.starts_with("flags") && flags.empty()) flags = " " + value + " ";
-  }
-  std::string features;
-  for (const char* f :
-       {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8"})
-    if (flags.find(std::string(" ") + f + " ") != std::string::npos)
-      features += std::string(" ") + f;
-  const char* coretype = std::getenv("OPENBLAS_CORETYPE");
-  return model + " [" + features.substr(features.empty() ? 0 : 1) +
-         "], OPENBLAS_CORETYPE=" + (coretype ? coretype : "(unset)");
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -162,7 +143,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  std::printf("cpu: %s; product kernel %s\n", cpu_description().c_str(),
+  std::printf("cpu: %s; product kernel %s\n", rwkv::bench::cpu_description().c_str(),
               rwkv::kernels::cpu::isa_name(rwkv::kernels::cpu::best_isa()));
   std::printf("model: random, L=%d C=%d H=%d F=%d; matrix FLOPs/token = %.1f M\n", shape.layers,
               shape.channels, shape.channels / 64, shape.ffn, gemm_flops(gemms, 1) / 1e6);

@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/cpu_description.h"
 #include "engine/io/random_model.h"
 #include "engine/model/engine.h"
 #include "engine/states/state_blob.h"
@@ -108,6 +109,7 @@ int main(int argc, char** argv) {
   const io::ModelFingerprint fingerprint = io::model_fingerprint(model);
   const states::StateShape state_shape = engine.state_shape();
   const auto& opt = engine.options();
+  std::printf("cpu: %s\n", bench::cpu_description().c_str());
   std::printf(
       "model: random 0.1B shape (L=%d C=%d H=%d); engine: %d slots, %d tokens/step, chunks of "
       "%d; backend %s\n",
