@@ -220,10 +220,7 @@ int even(int k) { return k + (k & 1); }
 
 // The row's bfloat16 bits as common::float_to_bfloat16 gives them (nearest
 // even, NaN quiet), 16 at a time: vcvtneps2bf16 would flush subnormals.
-// (GCC 12 wrongly warns that the unmasked AVX-512 intrinsics read an
-// uninitialized value when inlined into a target function.)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+RWKV_AVX512_WARNINGS_OFF
 __attribute__((target("avx512f"))) void round_row_bf16_avx512(const float* x, int K,
                                                               uint16_t* out) {
   const __m512i one = _mm512_set1_epi32(1), half = _mm512_set1_epi32(0x7FFF);
@@ -240,7 +237,7 @@ __attribute__((target("avx512f"))) void round_row_bf16_avx512(const float* x, in
     _mm512_mask_cvtepi32_storeu_epi16(out + k, m, bits);
   }
 }
-#pragma GCC diagnostic pop
+RWKV_AVX512_WARNINGS_ON
 
 }  // namespace
 

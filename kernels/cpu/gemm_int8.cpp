@@ -265,10 +265,8 @@ __attribute__((target("avx2,fma"))) void quantize_row_avx2(int K, const float* x
 
 // Masked tails load zeros, which the range includes anyway; min and max
 // return their second operand for a NaN, so a NaN is skipped as in the
-// portable loop. (GCC 12 wrongly warns that the unmasked AVX-512 intrinsics
-// read an uninitialized value when inlined into a target function.)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// portable loop.
+RWKV_AVX512_WARNINGS_OFF
 __attribute__((target("avx512f"))) void quantize_row_avx512(int K, const float* x, uint8_t* out,
                                                             RowQuant& q) {
   __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
@@ -293,7 +291,7 @@ __attribute__((target("avx512f"))) void quantize_row_avx512(int K, const float* 
     _mm512_mask_cvtepi32_storeu_epi8(out + k, m, _mm512_cvtps_epi32(clamped));
   }
 }
-#pragma GCC diagnostic pop
+RWKV_AVX512_WARNINGS_ON
 
 }  // namespace
 

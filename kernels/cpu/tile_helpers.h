@@ -7,6 +7,18 @@
 #include <cstddef>
 #include <utility>
 
+// Around AVX-512 code that uses unmasked intrinsics: GCC 12 wrongly warns
+// that they read an uninitialized value once inlined into a target function
+// (its headers pass an undefined vector as the unused merge source).
+#if defined(__GNUC__) && !defined(__clang__)
+#define RWKV_AVX512_WARNINGS_OFF \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#define RWKV_AVX512_WARNINGS_ON _Pragma("GCC diagnostic pop")
+#else
+#define RWKV_AVX512_WARNINGS_OFF
+#define RWKV_AVX512_WARNINGS_ON
+#endif
+
 namespace rwkv::kernels::cpu::detail {
 
 // The first n of 16 lanes (none for n <= 0, all for n >= 16).
